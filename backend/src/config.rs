@@ -1,0 +1,61 @@
+//! What the operator says: the command line (with environment fallbacks) and, later, the
+//! scrape configuration file.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+/// Command-line options of the `cinder` binary. Every flag has an environment fallback.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cinder", version, about = "Cinder: a continuous profiler that scrapes, stores and explores pprof profiles.")]
+pub struct Cli {
+    /// Scrape configuration file (YAML, Parca-compatible). Without one, Cinder scrapes itself.
+    #[arg(long, env = "CINDER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Where samples (Parquet, WAL) and metadata (sled) are kept.
+    #[arg(long, env = "CINDER_DATA_DIR", value_name = "DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Address the HTTP server (API and UI) listens on.
+    #[arg(long, env = "CINDER_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+
+    /// How long samples are kept, e.g. `15d`, `12h`; `0` keeps everything.
+    #[arg(long, env = "CINDER_RETENTION", value_name = "DURATION", default_value = "15d", value_parser = parse_retention)]
+    pub retention: Duration,
+
+    /// Log filter: a level (`info`, `debug`, …) or a tracing directive list.
+    #[arg(long, env = "CINDER_LOG_LEVEL", value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Serve the UI from this folder (trunk's output) instead of the copy embedded in the binary.
+    #[arg(long, env = "CINDER_UI_DIR", value_name = "DIR")]
+    pub ui_dir: Option<PathBuf>,
+}
+
+/// Parses a retention such as `15d`; `0` means keep everything (returned as zero).
+fn parse_retention(text: &str) -> Result<Duration, String> {
+    shared::duration::parse_duration(text).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let cli = Cli::try_parse_from(["cinder"]).unwrap();
+        assert_eq!(cli.listen.to_string(), "127.0.0.1:7070");
+        assert_eq!(cli.data_dir, PathBuf::from("./data"));
+        assert_eq!(cli.retention, Duration::from_secs(15 * 86_400));
+    }
+
+    #[test]
+    fn retention_zero_keeps_everything_and_garbage_is_refused() {
+        let cli = Cli::try_parse_from(["cinder", "--retention", "0"]).unwrap();
+        assert_eq!(cli.retention, Duration::ZERO);
+        assert!(Cli::try_parse_from(["cinder", "--retention", "soon"]).is_err());
+        assert!(Cli::try_parse_from(["cinder", "--listen", "nowhere"]).is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! Cinder's server. Data flows one way through the modules:
+//! [`scrape`] → [`ingest`] → [`store`] → [`query`] → [`api`]; [`web`] serves the UI and
+//! [`config`] holds what the command line and the config file say.
+
+pub mod api;
+pub mod config;
+pub mod ingest;
+pub mod query;
+pub mod scrape;
+pub mod store;
+pub mod web;
+
+use axum::Router;
+
+/// The whole HTTP application: API and health routes first, the UI for everything else.
+pub fn app(state: api::AppState, ui: web::UiSource) -> Router {
+    api::router(state).fallback_service(web::router(ui))
+}

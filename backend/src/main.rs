@@ -1,0 +1,86 @@
+//! The `cinder` binary: parses the command line, opens storage, serves HTTP.
+
+use std::{future::IntoFuture as _, process::ExitCode, sync::Arc};
+
+use anyhow::Context as _;
+use backend::{api::AppState, config::Cli, store::Store, web::UiSource};
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return report_cli_error(err),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cinder: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--help` and `--version` print normally; a bad flag is one line on stderr.
+fn report_cli_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = err.print();
+        return ExitCode::SUCCESS;
+    }
+    let text = err.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    eprintln!("cinder: {} (see cinder --help)", first.trim_start_matches("error: "));
+    ExitCode::from(2)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    init_logging(&cli.log_level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(cli))
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(level).with_context(|| format!("invalid --log-level {level:?}"))?;
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    Ok(())
+}
+
+async fn serve(cli: Cli) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen))?;
+    let state = AppState::new();
+    let app = backend::app(state.clone(), UiSource::choose(cli.ui_dir.clone()));
+    tracing::info!(listen = %listener.local_addr()?, data_dir = %cli.data_dir.display(), "cinder is listening");
+    // Serve at once (/healthy answers, /ready says 503) while storage opens and replays.
+    let server = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).into_future());
+    let store = open_store(&cli).await?;
+    state.set_store(store);
+    tracing::info!("storage opened; cinder is ready");
+    server.await.context("the HTTP server task failed")?.context("serving HTTP")
+}
+
+async fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
+    let dir = cli.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+        .await?
+        .with_context(|| format!("opening the data dir {}", cli.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,37 @@
+//! The application shell: header, navigation, theme toggle, and the routes.
+
+use leptos::prelude::*;
+use leptos_router::{
+    components::{A, Route, Router, Routes},
+    path,
+};
+
+use crate::{pages, theme::ThemeToggle};
+
+/// The root component mounted on `<body>`.
+#[component]
+pub fn App() -> impl IntoView {
+    view! {
+        <Router>
+            <header class="shell-header" data-testid="shell-header">
+                <a class="brand" href="/">
+                    <span class="brand-mark" aria-hidden="true">"▲"</span>
+                    <span class="brand-name">"Cinder"</span>
+                </a>
+                <nav class="shell-nav" aria-label="Main">
+                    <A href="/" exact=true>"Explore"</A>
+                    <A href="/compare">"Compare"</A>
+                    <A href="/targets">"Targets"</A>
+                </nav>
+                <ThemeToggle/>
+            </header>
+            <main class="shell-main">
+                <Routes fallback=pages::NotFound>
+                    <Route path=path!("/") view=pages::Explore/>
+                    <Route path=path!("/compare") view=pages::Compare/>
+                    <Route path=path!("/targets") view=pages::Targets/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

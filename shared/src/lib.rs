@@ -1,0 +1,11 @@
+//! Types and algorithms that both sides of Cinder use: the query language (profile
+//! types and label selectors), durations, and flame-graph tree building and layout.
+//!
+//! This crate is pure: no I/O, no async runtime, no UI framework. It builds for the
+//! native target and for `wasm32-unknown-unknown`.
+
+pub mod duration;
+pub mod flame;
+pub mod labels;
+pub mod query;
+pub mod units;

@@ -1,0 +1,154 @@
+//! Starting and stopping a real `cinder` process on a free port with a temporary data dir.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+/// The `cinder` binary cargo built for these tests.
+pub fn cinder_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_cinder")
+}
+
+/// True when `cargo xtask test` asked for every prerequisite to be present.
+pub fn required() -> bool {
+    std::env::var_os("CINDER_E2E_REQUIRE").is_some_and(|v| v == "1")
+}
+
+/// Skips (returns `None` after a notice) or fails, depending on [`required`].
+pub fn prerequisite<T>(what: &str, value: Option<T>) -> Option<T> {
+    if value.is_none() {
+        assert!(!required(), "{what} is missing, and CINDER_E2E_REQUIRE=1 says it must be there");
+        eprintln!("SKIPPED: {what} is missing");
+    }
+    value
+}
+
+/// The UI folder trunk built (`cargo xtask test` passes it in `CINDER_E2E_UI_DIR`).
+pub fn ui_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("CINDER_E2E_UI_DIR").map(PathBuf::from)?;
+    dir.join("index.html").is_file().then_some(dir)
+}
+
+/// A running `cinder`; killed when dropped.
+pub struct Cinder {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its data dir (kept across [`Cinder::restart`]).
+    pub data_dir: PathBuf,
+    args: Vec<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Cinder {
+    /// Starts cinder with a fresh temporary data dir and the given extra arguments.
+    pub fn start(extra: &[&str]) -> Cinder {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let data_dir = tmp.path().join("data");
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, addr) = spawn(&data_dir, &args);
+        Cinder { child, addr, data_dir, args, _tmp: Some(tmp) }
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILLs the process (no chance to flush anything) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills and starts again on the same data dir (on a new port).
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, addr) = spawn(&self.data_dir, &self.args);
+        self.child = child;
+        self.addr = addr;
+    }
+}
+
+impl Drop for Cinder {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Spawns cinder on port 0, reads the bound address from its log, waits for `/ready`.
+fn spawn(data_dir: &Path, extra: &[String]) -> (Child, SocketAddr) {
+    let mut cmd = Command::new(cinder_bin());
+    cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir).args(extra);
+    if let Some(ui) = ui_dir() {
+        if !extra.iter().any(|a| a == "--ui-dir") {
+            cmd.arg("--ui-dir").arg(ui);
+        }
+    }
+    cmd.env("CINDER_LOG_LEVEL", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn cinder");
+    let addr = read_listen_addr(&mut child);
+    wait_ready(addr);
+    (child, addr)
+}
+
+/// Follows cinder's stderr (forwarding it to ours) until it logs `listen=ADDR`.
+fn read_listen_addr(child: &mut Child) -> SocketAddr {
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[cinder] {line}");
+            if !sent {
+                if let Some(addr) = parse_listen(&line) {
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("cinder did not log its listen address within 60 s")
+}
+
+fn parse_listen(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find("listen=")? + "listen=".len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+fn wait_ready(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let url = format!("http://{addr}/ready");
+    while Instant::now() < deadline {
+        if let Ok(resp) = raw_http::status_of(&url) {
+            if resp == 200 {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("cinder at {addr} was not ready within 60 s");
+}
+
+/// Tiny blocking HTTP GET for the harness (no runtime needed).
+mod raw_http {
+    use std::io::{Read as _, Write as _};
+
+    /// Returns the status code of `GET url` (http only).
+    pub fn status_of(url: &str) -> std::io::Result<u16> {
+        let rest = url.strip_prefix("http://").expect("http url");
+        let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+        let mut stream = std::net::TcpStream::connect(host)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head)?;
+        let code = std::str::from_utf8(&head[9..12]).ok().and_then(|c| c.parse().ok());
+        code.ok_or_else(|| std::io::Error::other("bad status line"))
+    }
+}
