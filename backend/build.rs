@@ -6,10 +6,13 @@ use std::{env, fmt::Write as _, fs, path::Path};
 fn main() {
     println!("cargo:rerun-if-env-changed=CINDER_UI_DIST");
     let out = Path::new(&env::var("OUT_DIR").expect("OUT_DIR")).join("embedded_ui.rs");
-    let mut code = String::from("/// Files of the embedded UI: (path relative to the UI root, bytes).\npub(crate) static FILES: &[(&str, &[u8])] = &[\n");
+    let mut code = String::from(
+        "/// Files of the embedded UI: (path relative to the UI root, bytes).\npub(crate) static FILES: &[(&str, &[u8])] = &[\n",
+    );
     if env::var_os("CARGO_FEATURE_EMBED_UI").is_some() {
-        let dist = env::var("CINDER_UI_DIST")
-            .expect("the embed-ui feature needs CINDER_UI_DIST, the folder trunk built the UI into");
+        let dist = env::var("CINDER_UI_DIST").expect(
+            "the embed-ui feature needs CINDER_UI_DIST, the folder trunk built the UI into",
+        );
         let dist = fs::canonicalize(&dist).unwrap_or_else(|e| panic!("CINDER_UI_DIST={dist}: {e}"));
         println!("cargo:rerun-if-changed={}", dist.display());
         let mut files = Vec::new();
@@ -36,7 +39,11 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
         if path.is_dir() {
             collect(root, &path, files);
         } else {
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             files.push((rel, path.to_string_lossy().into_owned()));
         }
     }

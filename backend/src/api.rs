@@ -41,7 +41,11 @@ impl AppState {
 pub enum ApiError {
     /// The request is malformed; `field` names the offending parameter when there is one.
     #[error("{error}: {detail}")]
-    BadRequest { error: String, detail: String, field: Option<String> },
+    BadRequest {
+        error: String,
+        detail: String,
+        field: Option<String>,
+    },
     /// The thing asked for does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -59,7 +63,11 @@ pub enum ApiError {
 impl ApiError {
     /// A 400 about the request as a whole.
     pub fn bad_request(error: impl Into<String>, detail: impl Into<String>) -> Self {
-        ApiError::BadRequest { error: error.into(), detail: detail.into(), field: None }
+        ApiError::BadRequest {
+            error: error.into(),
+            detail: detail.into(),
+            field: None,
+        }
     }
 
     /// A 400 about one named parameter or form field.
@@ -87,9 +95,18 @@ pub struct ErrorBody {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error, detail, field) = match self {
-            ApiError::BadRequest { error, detail, field } => (StatusCode::BAD_REQUEST, error, detail, field),
+            ApiError::BadRequest {
+                error,
+                detail,
+                field,
+            } => (StatusCode::BAD_REQUEST, error, detail, field),
             ApiError::NotFound(detail) => (StatusCode::NOT_FOUND, "not found".into(), detail, None),
-            ApiError::TooLarge(detail) => (StatusCode::PAYLOAD_TOO_LARGE, "body too large".into(), detail, None),
+            ApiError::TooLarge(detail) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body too large".into(),
+                detail,
+                None,
+            ),
             ApiError::NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready".into(),
@@ -98,10 +115,23 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into(), detail, None)
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error".into(),
+                    detail,
+                    None,
+                )
             }
         };
-        (status, Json(ErrorBody { error, detail, field })).into_response()
+        (
+            status,
+            Json(ErrorBody {
+                error,
+                detail,
+                field,
+            }),
+        )
+            .into_response()
     }
 }
 

@@ -7,18 +7,32 @@ use clap::Parser;
 
 /// Command-line options of the `cinder` binary. Every flag has an environment fallback.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "cinder", version, about = "Cinder: a continuous profiler that scrapes, stores and explores pprof profiles.")]
+#[command(
+    name = "cinder",
+    version,
+    about = "Cinder: a continuous profiler that scrapes, stores and explores pprof profiles."
+)]
 pub struct Cli {
     /// Scrape configuration file (YAML, Parca-compatible). Without one, Cinder scrapes itself.
     #[arg(long, env = "CINDER_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Where samples (Parquet, WAL) and metadata (sled) are kept.
-    #[arg(long, env = "CINDER_DATA_DIR", value_name = "DIR", default_value = "./data")]
+    #[arg(
+        long,
+        env = "CINDER_DATA_DIR",
+        value_name = "DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
 
     /// Address the HTTP server (API and UI) listens on.
-    #[arg(long, env = "CINDER_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    #[arg(
+        long,
+        env = "CINDER_LISTEN",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7070"
+    )]
     pub listen: SocketAddr,
 
     /// How long samples are kept, e.g. `15d`, `12h`; `0` keeps everything.
@@ -26,7 +40,12 @@ pub struct Cli {
     pub retention: Duration,
 
     /// Log filter: a level (`info`, `debug`, …) or a tracing directive list.
-    #[arg(long, env = "CINDER_LOG_LEVEL", value_name = "LEVEL", default_value = "info")]
+    #[arg(
+        long,
+        env = "CINDER_LOG_LEVEL",
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
     pub log_level: String,
 
     /// Serve the UI from this folder (trunk's output) instead of the copy embedded in the binary.

@@ -24,13 +24,19 @@ fn main() -> ExitCode {
 /// `--help` and `--version` print normally; a bad flag is one line on stderr.
 fn report_cli_error(err: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+    ) {
         let _ = err.print();
         return ExitCode::SUCCESS;
     }
     let text = err.to_string();
     let first = text.lines().next().unwrap_or("invalid arguments");
-    eprintln!("cinder: {} (see cinder --help)", first.trim_start_matches("error: "));
+    eprintln!(
+        "cinder: {} (see cinder --help)",
+        first.trim_start_matches("error: ")
+    );
     ExitCode::from(2)
 }
 
@@ -44,8 +50,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn init_logging(level: &str) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(level).with_context(|| format!("invalid --log-level {level:?}"))?;
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        EnvFilter::try_new(level).with_context(|| format!("invalid --log-level {level:?}"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     Ok(())
 }
 
@@ -57,11 +67,18 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let app = backend::app(state.clone(), UiSource::choose(cli.ui_dir.clone()));
     tracing::info!(listen = %listener.local_addr()?, data_dir = %cli.data_dir.display(), "cinder is listening");
     // Serve at once (/healthy answers, /ready says 503) while storage opens and replays.
-    let server = tokio::spawn(axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).into_future());
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .into_future(),
+    );
     let store = open_store(&cli).await?;
     state.set_store(store);
     tracing::info!("storage opened; cinder is ready");
-    server.await.context("the HTTP server task failed")?.context("serving HTTP")
+    server
+        .await
+        .context("the HTTP server task failed")?
+        .context("serving HTTP")
 }
 
 async fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {

@@ -111,7 +111,9 @@ fn missing_ui() -> impl IntoResponse {
 /// Joins a request path onto the UI root, refusing anything that could leave it.
 fn safe_join(root: &Path, path: &str) -> Option<PathBuf> {
     let relative = Path::new(path);
-    let plain = relative.components().all(|c| matches!(c, Component::Normal(_)));
+    let plain = relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
     plain.then(|| root.join(relative))
 }
 
@@ -126,9 +128,8 @@ fn is_hashed_asset(path: &str) -> bool {
     let last = path.rsplit('/').next().unwrap_or(path);
     let stem = last.split('.').next().unwrap_or(last);
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
-    stem.rsplit_once('-').is_some_and(|(_, hash)| {
-        hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
-    })
+    stem.rsplit_once('-')
+        .is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -147,7 +148,10 @@ mod tests {
     #[test]
     fn paths_cannot_escape_the_ui_root() {
         let root = Path::new("/srv/ui");
-        assert_eq!(safe_join(root, "a/b.js"), Some(PathBuf::from("/srv/ui/a/b.js")));
+        assert_eq!(
+            safe_join(root, "a/b.js"),
+            Some(PathBuf::from("/srv/ui/a/b.js"))
+        );
         assert_eq!(safe_join(root, "../etc/passwd"), None);
         assert_eq!(safe_join(root, "/etc/passwd"), None);
     }

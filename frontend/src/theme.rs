@@ -18,7 +18,10 @@ fn os_prefers_dark() -> bool {
 
 /// Sets `data-theme` on `<html>`, which the stylesheet keys its colours on.
 fn apply(theme: &str) {
-    if let Some(root) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
         let _ = root.set_attribute("data-theme", theme);
     }
 }
@@ -32,11 +35,16 @@ fn remember(theme: &str) {
 /// A button that flips between light and dark.
 #[component]
 pub fn ThemeToggle() -> impl IntoView {
-    let initial = stored_theme().unwrap_or_else(|| if os_prefers_dark() { "dark" } else { "light" }.to_owned());
+    let initial = stored_theme()
+        .unwrap_or_else(|| if os_prefers_dark() { "dark" } else { "light" }.to_owned());
     let theme = RwSignal::new(initial);
     Effect::new(move |_| apply(&theme.get()));
     let flip = move |_| {
-        let next = if theme.get_untracked() == "dark" { "light" } else { "dark" };
+        let next = if theme.get_untracked() == "dark" {
+            "light"
+        } else {
+            "dark"
+        };
         remember(next);
         theme.set(next.to_owned());
     };

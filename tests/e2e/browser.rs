@@ -37,7 +37,10 @@ pub struct Browser {
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    names.iter().flat_map(|n| std::env::split_paths(&path).map(move |d| d.join(n))).find(|p| p.is_file())
+    names
+        .iter()
+        .flat_map(|n| std::env::split_paths(&path).map(move |d| d.join(n)))
+        .find(|p| p.is_file())
 }
 
 impl Browser {
@@ -56,9 +59,16 @@ impl Browser {
         let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let mut caps = serde_json::Map::new();
-        caps.insert("goog:chromeOptions".into(), json!({ "binary": chromium, "args": args }));
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": chromium, "args": args }),
+        );
         let client = connect(port, caps).await;
-        Some(Browser { client, driver, _profile: profile })
+        Some(Browser {
+            client,
+            driver,
+            _profile: profile,
+        })
     }
 
     /// Opens `url` and waits until the element with `data-testid=testid` exists.
@@ -80,12 +90,18 @@ impl Browser {
 
     /// Runs a script in the page and returns its JSON result.
     pub async fn eval(&self, script: &str) -> serde_json::Value {
-        self.client.execute(script, vec![]).await.expect("execute script")
+        self.client
+            .execute(script, vec![])
+            .await
+            .expect("execute script")
     }
 
     /// Saves a screenshot if the current test is panicking (call from a drop guard).
     pub fn screenshot_on_panic(&self, name: &'static str) -> ScreenshotOnPanic<'_> {
-        ScreenshotOnPanic { browser: self, name }
+        ScreenshotOnPanic {
+            browser: self,
+            name,
+        }
     }
 }
 
@@ -122,7 +138,11 @@ impl Drop for ScreenshotOnPanic<'_> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Connects to chromedriver, retrying while it starts up.
@@ -134,7 +154,9 @@ async fn connect(port: u16, caps: serde_json::Map<String, serde_json::Value>) ->
         builder.capabilities(caps.clone());
         match builder.connect(&url).await {
             Ok(client) => return client,
-            Err(err) if Instant::now() > deadline => panic!("cannot start a Chromium session: {err}"),
+            Err(err) if Instant::now() > deadline => {
+                panic!("cannot start a Chromium session: {err}")
+            }
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
@@ -145,14 +167,22 @@ async fn the_shell_is_drawn_by_wasm_and_routes_reload_into_the_app() {
     if prerequisite("the UI built by trunk (CINDER_E2E_UI_DIR)", ui_dir()).is_none() {
         return;
     }
-    let Some(browser) = Browser::start().await else { return };
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
     let _shot = browser.screenshot_on_panic("shell");
     let server = Cinder::start(&[]);
 
-    browser.open(&format!("{}/", server.url()), "shell-header").await;
+    browser
+        .open(&format!("{}/", server.url()), "shell-header")
+        .await;
     browser.wait_for("page-explore").await;
     let nav: Vec<String> = {
-        let links = browser.client.find_all(Locator::Css(".shell-nav a")).await.unwrap();
+        let links = browser
+            .client
+            .find_all(Locator::Css(".shell-nav a"))
+            .await
+            .unwrap();
         let mut texts = Vec::new();
         for link in links {
             texts.push(link.text().await.unwrap());
@@ -162,16 +192,37 @@ async fn the_shell_is_drawn_by_wasm_and_routes_reload_into_the_app() {
     assert_eq!(nav, ["Explore", "Compare", "Targets"]);
 
     // A reload on a client-side route comes back into the same app.
-    browser.open(&format!("{}/targets", server.url()), "page-targets").await;
+    browser
+        .open(&format!("{}/targets", server.url()), "page-targets")
+        .await;
     // Navigation inside the app changes the page without a reload.
-    browser.client.find(Locator::LinkText("Compare")).await.unwrap().click().await.unwrap();
+    browser
+        .client
+        .find(Locator::LinkText("Compare"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     browser.wait_for("page-compare").await;
-    assert_eq!(browser.client.current_url().await.unwrap().path(), "/compare");
+    assert_eq!(
+        browser.client.current_url().await.unwrap().path(),
+        "/compare"
+    );
 
     // The theme toggle flips <html data-theme>.
-    let before = browser.eval("return document.documentElement.dataset.theme").await;
-    browser.wait_for("theme-toggle").await.click().await.unwrap();
-    let after = browser.eval("return document.documentElement.dataset.theme").await;
+    let before = browser
+        .eval("return document.documentElement.dataset.theme")
+        .await;
+    browser
+        .wait_for("theme-toggle")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let after = browser
+        .eval("return document.documentElement.dataset.theme")
+        .await;
     assert_ne!(before, after, "theme did not change");
     assert!(after == "dark" || after == "light", "theme is {after}");
 }

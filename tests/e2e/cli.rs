@@ -5,8 +5,14 @@ use std::process::Command;
 use crate::harness::{Cinder, cinder_bin};
 
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(cinder_bin()).args(args).output().expect("run cinder");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(cinder_bin())
+        .args(args)
+        .output()
+        .expect("run cinder");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -35,7 +41,10 @@ fn a_port_in_use_is_one_clear_line() {
     assert_ne!(code, 0);
     let lines: Vec<&str> = stderr.trim().lines().collect();
     assert_eq!(lines.len(), 1, "stderr: {stderr}");
-    assert!(lines[0].contains("cannot listen on") && lines[0].contains(&listen), "stderr: {stderr}");
+    assert!(
+        lines[0].contains("cannot listen on") && lines[0].contains(&listen),
+        "stderr: {stderr}"
+    );
 }
 
 #[test]
@@ -43,7 +52,13 @@ fn help_lists_the_documented_flags() {
     let out = Command::new(cinder_bin()).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for flag in ["--config", "--data-dir", "--listen", "--retention", "--log-level"] {
+    for flag in [
+        "--config",
+        "--data-dir",
+        "--listen",
+        "--retention",
+        "--log-level",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }

@@ -22,7 +22,10 @@ pub fn required() -> bool {
 /// Skips (returns `None` after a notice) or fails, depending on [`required`].
 pub fn prerequisite<T>(what: &str, value: Option<T>) -> Option<T> {
     if value.is_none() {
-        assert!(!required(), "{what} is missing, and CINDER_E2E_REQUIRE=1 says it must be there");
+        assert!(
+            !required(),
+            "{what} is missing, and CINDER_E2E_REQUIRE=1 says it must be there"
+        );
         eprintln!("SKIPPED: {what} is missing");
     }
     value
@@ -52,7 +55,13 @@ impl Cinder {
         let data_dir = tmp.path().join("data");
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let (child, addr) = spawn(&data_dir, &args);
-        Cinder { child, addr, data_dir, args, _tmp: Some(tmp) }
+        Cinder {
+            child,
+            addr,
+            data_dir,
+            args,
+            _tmp: Some(tmp),
+        }
     }
 
     /// The base URL, e.g. `http://127.0.0.1:41234`.
@@ -84,13 +93,19 @@ impl Drop for Cinder {
 /// Spawns cinder on port 0, reads the bound address from its log, waits for `/ready`.
 fn spawn(data_dir: &Path, extra: &[String]) -> (Child, SocketAddr) {
     let mut cmd = Command::new(cinder_bin());
-    cmd.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(data_dir).args(extra);
+    cmd.arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra);
     if let Some(ui) = ui_dir() {
         if !extra.iter().any(|a| a == "--ui-dir") {
             cmd.arg("--ui-dir").arg(ui);
         }
     }
-    cmd.env("CINDER_LOG_LEVEL", "info").stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.env("CINDER_LOG_LEVEL", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn cinder");
     let addr = read_listen_addr(&mut child);
     wait_ready(addr);
@@ -113,7 +128,8 @@ fn read_listen_addr(child: &mut Child) -> SocketAddr {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(60)).expect("cinder did not log its listen address within 60 s")
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("cinder did not log its listen address within 60 s")
 }
 
 fn parse_listen(line: &str) -> Option<SocketAddr> {
@@ -142,13 +158,21 @@ mod raw_http {
     /// Returns the status code of `GET url` (http only).
     pub fn status_of(url: &str) -> std::io::Result<u16> {
         let rest = url.strip_prefix("http://").expect("http url");
-        let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+        let (host, path) = rest
+            .split_once('/')
+            .map(|(h, p)| (h, format!("/{p}")))
+            .unwrap_or((rest, "/".into()));
         let mut stream = std::net::TcpStream::connect(host)?;
         stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
         let mut head = [0u8; 12];
         stream.read_exact(&mut head)?;
-        let code = std::str::from_utf8(&head[9..12]).ok().and_then(|c| c.parse().ok());
+        let code = std::str::from_utf8(&head[9..12])
+            .ok()
+            .and_then(|c| c.parse().ok());
         code.ok_or_else(|| std::io::Error::other("bad status line"))
     }
 }

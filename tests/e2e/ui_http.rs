@@ -18,7 +18,10 @@ mod http {
         }
         impl Client {
             pub fn new() -> Client {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 Client(::reqwest::Client::new(), rt)
             }
             pub fn get(&self, url: &str, gzip: bool) -> Resp {
@@ -31,7 +34,11 @@ mod http {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
                     let body = resp.bytes().await.expect("body").to_vec();
-                    Resp { status, headers, body }
+                    Resp {
+                        status,
+                        headers,
+                        body,
+                    }
                 })
             }
         }
@@ -40,15 +47,24 @@ mod http {
 }
 
 fn header<'a>(resp: &'a http::Resp, name: &str) -> &'a str {
-    resp.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    resp.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 #[test]
 fn health_endpoints_answer() {
     let server = Cinder::start(&[]);
     let http = client();
-    assert_eq!(http.get(&format!("{}/healthy", server.url()), false).status, 200);
-    assert_eq!(http.get(&format!("{}/ready", server.url()), false).status, 200);
+    assert_eq!(
+        http.get(&format!("{}/healthy", server.url()), false).status,
+        200
+    );
+    assert_eq!(
+        http.get(&format!("{}/ready", server.url()), false).status,
+        200
+    );
     let unknown = http.get(&format!("{}/api/v1/nope", server.url()), false);
     assert_eq!(unknown.status, 404);
     let body: serde_json::Value = serde_json::from_slice(&unknown.body).unwrap();
@@ -57,7 +73,9 @@ fn health_endpoints_answer() {
 
 #[test]
 fn the_ui_is_served_with_types_caching_compression_and_spa_fallback() {
-    let Some(_) = prerequisite("the UI built by trunk (CINDER_E2E_UI_DIR)", ui_dir()) else { return };
+    let Some(_) = prerequisite("the UI built by trunk (CINDER_E2E_UI_DIR)", ui_dir()) else {
+        return;
+    };
     let server = Cinder::start(&[]);
     let http = client();
     let index = http.get(&format!("{}/", server.url()), true);
@@ -81,7 +99,11 @@ fn the_ui_is_served_with_types_caching_compression_and_spa_fallback() {
     assert!(header(&resp, "cache-control").contains("immutable"));
     assert_eq!(header(&resp, "content-encoding"), "gzip");
 
-    assert_eq!(http.get(&format!("{}/missing-file.js", server.url()), false).status, 404);
+    assert_eq!(
+        http.get(&format!("{}/missing-file.js", server.url()), false)
+            .status,
+        404
+    );
 }
 
 /// Finds an asset path ending in `suffix` inside index.html.

@@ -29,7 +29,9 @@ fn main() {
         Some("dist") => dist(),
         Some("tools") => ensure_build_tools().and_then(|_| ensure_test_tools()),
         _ => {
-            eprintln!("usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | tools>");
+            eprintln!(
+                "usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | tools>"
+            );
             std::process::exit(2);
         }
     };
@@ -41,7 +43,10 @@ fn main() {
 
 /// The workspace root (the parent of this package's folder).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn run(args: &[String]) -> Result<()> {
@@ -49,7 +54,9 @@ fn run(args: &[String]) -> Result<()> {
     let ui = build_ui(false)?;
     let passthrough = args.iter().skip_while(|a| *a == "--");
     let mut cmd = cargo();
-    cmd.args(["run", "--package", "backend", "--bin", "cinder", "--"]).arg("--ui-dir").arg(&ui);
+    cmd.args(["run", "--package", "backend", "--bin", "cinder", "--"])
+        .arg("--ui-dir")
+        .arg(&ui);
     cmd.args(passthrough);
     step("starting cinder on http://127.0.0.1:7070 (Ctrl-C stops it)");
     status(&mut cmd)
@@ -59,7 +66,14 @@ fn test(args: &[String]) -> Result<()> {
     ensure_build_tools()?;
     ensure_test_tools()?;
     step("checking that `shared` builds for wasm32");
-    status(cargo().args(["check", "--quiet", "--package", "shared", "--target", WASM_TARGET]))?;
+    status(cargo().args([
+        "check",
+        "--quiet",
+        "--package",
+        "shared",
+        "--target",
+        WASM_TARGET,
+    ]))?;
     let ui = build_ui(false)?;
     step("running the test suite");
     let passthrough = args.iter().skip_while(|a| *a == "--");
@@ -80,21 +94,45 @@ fn dist() -> Result<()> {
     step("building target/release/cinder with the UI embedded");
     status(
         cargo()
-            .args(["build", "--release", "--package", "backend", "--bin", "cinder", "--features", "embed-ui"])
+            .args([
+                "build",
+                "--release",
+                "--package",
+                "backend",
+                "--bin",
+                "cinder",
+                "--features",
+                "embed-ui",
+            ])
             .env("CINDER_UI_DIST", &ui),
     )?;
     let bin = root().join("target/release/cinder");
-    let size = std::fs::metadata(&bin).with_context(|| format!("{} was not built", bin.display()))?.len();
-    step(&format!("done: {} ({:.1} MiB)", bin.display(), size as f64 / 1_048_576.0));
+    let size = std::fs::metadata(&bin)
+        .with_context(|| format!("{} was not built", bin.display()))?
+        .len();
+    step(&format!(
+        "done: {} ({:.1} MiB)",
+        bin.display(),
+        size as f64 / 1_048_576.0
+    ));
     Ok(())
 }
 
 /// Builds the UI with trunk into `target/ui-dist` (debug) or `target/ui-dist-release`.
 fn build_ui(release: bool) -> Result<PathBuf> {
-    let dist = root().join(if release { "target/ui-dist-release" } else { "target/ui-dist" });
-    step(&format!("building the UI with trunk ({})", if release { "release" } else { "debug" }));
+    let dist = root().join(if release {
+        "target/ui-dist-release"
+    } else {
+        "target/ui-dist"
+    });
+    step(&format!(
+        "building the UI with trunk ({})",
+        if release { "release" } else { "debug" }
+    ));
     let mut cmd = Command::new("trunk");
-    cmd.current_dir(root()).args(["build", "--offline", "--dist"]).arg(&dist);
+    cmd.current_dir(root())
+        .args(["build", "--offline", "--dist"])
+        .arg(&dist);
     if release {
         cmd.arg("--release");
     }
@@ -114,7 +152,11 @@ fn ensure_build_tools() -> Result<()> {
 }
 
 fn ensure_test_tools() -> Result<()> {
-    ensure_debian_packages(&[("chromium", "chromium"), ("chromedriver", "chromium-driver"), ("go", "golang-go")])
+    ensure_debian_packages(&[
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+        ("go", "golang-go"),
+    ])
 }
 
 fn ensure_wasm_target() -> Result<()> {
@@ -129,18 +171,23 @@ fn ensure_wasm_target() -> Result<()> {
 /// Installs `krate` at exactly `version` unless `bin --version` already reports it.
 fn ensure_cargo_tool(bin: &str, krate: &str, version: &str, locked: bool) -> Result<()> {
     let current = Command::new(bin).arg("--version").output().ok();
-    let current = current.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let current = current
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     if current.split_whitespace().nth(1) == Some(version) {
         return Ok(());
     }
-    step(&format!("installing {krate} {version} (once per machine; takes minutes)"));
+    step(&format!(
+        "installing {krate} {version} (once per machine; takes minutes)"
+    ));
     let mut cmd = Command::new("cargo");
     cmd.args(["install", krate, "--version", version, "--quiet"]);
     if locked {
         cmd.arg("--locked");
     }
     // The install must not inherit this workspace's target dir or profile settings.
-    cmd.current_dir(env::temp_dir()).env_remove("CARGO_TARGET_DIR");
+    cmd.current_dir(env::temp_dir())
+        .env_remove("CARGO_TARGET_DIR");
     status(&mut cmd)
 }
 
@@ -151,7 +198,10 @@ fn wasm_bindgen_version_in_lock() -> Result<String> {
     while let Some(line) = lines.next() {
         if line == "name = \"wasm-bindgen\"" {
             let version = lines.next().unwrap_or_default();
-            if let Some(v) = version.strip_prefix("version = \"").and_then(|v| v.strip_suffix('"')) {
+            if let Some(v) = version
+                .strip_prefix("version = \"")
+                .and_then(|v| v.strip_suffix('"'))
+            {
                 return Ok(v.to_owned());
             }
         }
@@ -161,11 +211,18 @@ fn wasm_bindgen_version_in_lock() -> Result<String> {
 
 /// Installs Debian packages whose command is missing (one apt-get run for all of them).
 fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<()> {
-    let missing: Vec<&str> = wanted.iter().filter(|(cmd, _)| which(cmd).is_none()).map(|(_, pkg)| *pkg).collect();
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(cmd, _)| which(cmd).is_none())
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    step(&format!("installing Debian packages: {}", missing.join(" ")));
+    step(&format!(
+        "installing Debian packages: {}",
+        missing.join(" ")
+    ));
     let sudo = if is_root() { None } else { which("sudo") };
     let apt = |args: &[&str]| -> Result<()> {
         let mut cmd = match &sudo {
@@ -176,7 +233,9 @@ fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<()> {
             }
             None => Command::new("apt-get"),
         };
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive").stdout(Stdio::null());
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null());
         status(&mut cmd)
     };
     apt(&["update", "-qq"])?;
@@ -189,12 +248,16 @@ fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<()> {
 fn ensure_wasm_opt() -> Result<()> {
     let bin = wasm_opt_dir().join("wasm-opt");
     let current = Command::new(&bin).arg("--version").output().ok();
-    let current = current.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    let current = current
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
     let major = BINARYEN_NPM_VERSION.split('.').next().unwrap_or_default();
     if current.contains(&format!("version {major}")) {
         return Ok(());
     }
-    step(&format!("installing wasm-opt (npm binaryen@{BINARYEN_NPM_VERSION}) into .tools/npm"));
+    step(&format!(
+        "installing wasm-opt (npm binaryen@{BINARYEN_NPM_VERSION}) into .tools/npm"
+    ));
     let prefix = root().join(".tools/npm");
     std::fs::create_dir_all(&prefix)?;
     status(
@@ -212,7 +275,10 @@ fn wasm_opt_dir() -> PathBuf {
 /// PATH for trunk: the project's own wasm-opt first, then cargo's bin dir, then the rest.
 fn tool_path() -> Result<std::ffi::OsString> {
     let mut dirs = vec![wasm_opt_dir()];
-    if let Some(home) = env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo"))) {
+    if let Some(home) = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+    {
         dirs.push(home.join("bin"));
     }
     dirs.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
@@ -220,11 +286,15 @@ fn tool_path() -> Result<std::ffi::OsString> {
 }
 
 fn which(cmd: &str) -> Option<PathBuf> {
-    env::split_paths(&env::var_os("PATH")?).map(|d| d.join(cmd)).find(|p| p.is_file())
+    env::split_paths(&env::var_os("PATH")?)
+        .map(|d| d.join(cmd))
+        .find(|p| p.is_file())
 }
 
 fn is_root() -> bool {
-    output(Command::new("id").arg("-u")).map(|s| s.trim() == "0").unwrap_or(false)
+    output(Command::new("id").arg("-u"))
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false)
 }
 
 fn cargo() -> Command {

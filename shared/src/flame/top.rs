@@ -31,39 +31,34 @@ pub struct TopRow {
 /// Sorted by flat descending, then name ascending.
 pub fn top(stacks: &StackSet) -> Vec<TopRow> {
     let (row_of, mut rows) = rows_by_name(stacks);
-    // The last stack (+1) each row was counted in, so recursion counts once.
+    // The last stack (index + 1) each row was counted in, so recursion counts once.
     let mut seen = vec![0usize; rows.len()];
-    let mut used = vec![false; rows.len()];
-    let rows_on = |frames: &[u32]| -> Vec<u32> {
-        frames
-            .iter()
-            .filter_map(|&f| row_of.get(f as usize).copied())
-            .collect()
-    };
     for (index, stack) in stacks.stacks.iter().enumerate() {
         if stack.value == 0 && stack.baseline == 0 {
             continue;
         }
-        let on_stack = rows_on(&stack.frames);
-        if let Some(&leaf) = on_stack.first() {
-            let row = &mut rows[leaf as usize];
-            row.flat = row.flat.wrapping_add(stack.value);
-            row.baseline_flat = row.baseline_flat.wrapping_add(stack.baseline);
-        }
-        for &id in &on_stack {
-            if std::mem::replace(&mut seen[id as usize], index + 1) == index + 1 {
-                continue;
+        let mut on_stack = stack
+            .frames
+            .iter()
+            .filter_map(|&f| row_of.get(f as usize).copied());
+        let Some(leaf) = on_stack.next() else {
+            continue;
+        };
+        let row = &mut rows[leaf as usize];
+        row.flat = row.flat.wrapping_add(stack.value);
+        row.baseline_flat = row.baseline_flat.wrapping_add(stack.baseline);
+        for id in std::iter::once(leaf).chain(on_stack) {
+            if std::mem::replace(&mut seen[id as usize], index + 1) != index + 1 {
+                let row = &mut rows[id as usize];
+                row.cum = row.cum.wrapping_add(stack.value);
+                row.baseline_cum = row.baseline_cum.wrapping_add(stack.baseline);
             }
-            used[id as usize] = true;
-            let row = &mut rows[id as usize];
-            row.cum = row.cum.wrapping_add(stack.value);
-            row.baseline_cum = row.baseline_cum.wrapping_add(stack.baseline);
         }
     }
     let mut rows: Vec<TopRow> = rows
         .into_iter()
-        .zip(used)
-        .filter_map(|(r, u)| u.then_some(r))
+        .zip(seen)
+        .filter_map(|(row, seen)| (seen != 0).then_some(row))
         .collect();
     rows.sort_unstable_by(|a, b| {
         b.flat
@@ -96,9 +91,13 @@ fn rows_by_name(stacks: &StackSet) -> (Vec<u32>, Vec<TopRow>) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
-    use crate::flame::model::Stack;
+    use crate::flame::model::{Frame, Stack};
+    use crate::flame::search::search;
     use crate::flame::testutil::{diff_stacks, stacks};
+    use crate::flame::tree::{FlameTree, ROOT, TreeOptions};
 
     fn row(function: &str, flat: i64, cum: i64) -> (String, i64, i64) {
         (function.to_owned(), flat, cum)
@@ -164,7 +163,7 @@ mod tests {
     #[test]
     fn out_of_range_frames_are_ignored() {
         let set = StackSet {
-            frames: vec![crate::flame::model::Frame::named("f")],
+            frames: vec![Frame::named("f")],
             stacks: vec![Stack {
                 frames: vec![7, 0],
                 value: 3,
@@ -172,5 +171,26 @@ mod tests {
             }],
         };
         assert_eq!(table(&set), [row("f", 3, 3)]);
+    }
+
+    proptest! {
+        /// flat = the inverted tree's top level; cum = the search total of the name.
+        #[test]
+        fn agrees_with_trees(
+            folded in prop::collection::vec(("[abcde](;[abcde]){0,6}", -10i64..100), 0..25),
+        ) {
+            let folded: Vec<_> = folded.iter().map(|(p, v)| (p.as_str(), *v)).collect();
+            let set = stacks(&folded);
+            let tree = FlameTree::build(&set, TreeOptions::default());
+            let inverted = FlameTree::build(&set, TreeOptions { invert: true });
+            for row in top(&set) {
+                prop_assert_eq!(row.cum, search(&tree, &row.function).matched_total);
+                let flat = inverted
+                    .children(ROOT)
+                    .find(|&c| inverted.name(c) == row.function)
+                    .map_or(0, |c| inverted.node(c).total);
+                prop_assert_eq!(row.flat, flat);
+            }
+        }
     }
 }

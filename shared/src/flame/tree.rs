@@ -196,30 +196,13 @@ impl<'a> FrameKey<'a> {
     }
 }
 
-/// A node while building: ids in insertion order, frame ids not yet sorted.
+/// The hot part of a node while building, what every stack frame touches (nodes are
+/// in insertion order; totals are summed up from self values at the end).
 #[derive(Clone, Copy)]
-struct RawNode {
+struct Link {
     key: u32,
-    parent: u32,
-    depth: u16,
-    total: i64,
-    self_value: i64,
-    baseline_total: i64,
-    baseline_self: i64,
-}
-
-impl RawNode {
-    fn new(key: u32, parent: u32, depth: u16) -> Self {
-        RawNode {
-            key,
-            parent,
-            depth,
-            total: 0,
-            self_value: 0,
-            baseline_total: 0,
-            baseline_self: 0,
-        }
-    }
+    /// The child found last, tried before the index: most paths repeat (0 = none).
+    last_child: u32,
 }
 
 /// Accumulates stacks into raw nodes, then sorts them into a [`FlameTree`].
@@ -228,7 +211,12 @@ struct Builder<'a> {
     key_of: Vec<u32>,
     /// A representative frame per key id; index 0 unused (root).
     reps: Vec<&'a Frame>,
-    nodes: Vec<RawNode>,
+    /// Per raw node: key and last child.
+    links: Vec<Link>,
+    /// Per raw node: parent.
+    parents: Vec<u32>,
+    /// Per raw node: self value and baseline self value.
+    selfs: Vec<(i64, i64)>,
     /// `(parent << 32 | key)` → child.
     index: IdMap<u64, u32>,
     invert: bool,
@@ -259,7 +247,12 @@ impl<'a> Builder<'a> {
         Builder {
             key_of,
             reps,
-            nodes: vec![RawNode::new(0, ROOT, 0)],
+            links: vec![Link {
+                key: 0,
+                last_child: 0,
+            }],
+            parents: vec![ROOT],
+            selfs: vec![(0, 0)],
             index: IdMap::default(),
             invert: options.invert,
         }
@@ -267,55 +260,57 @@ impl<'a> Builder<'a> {
 
     fn add(&mut self, frames: &[u32], value: i64, baseline: i64) {
         let end = if self.invert {
-            self.walk(frames.iter(), value, baseline)
+            self.walk(frames.iter())
         } else {
-            self.walk(frames.iter().rev(), value, baseline)
+            self.walk(frames.iter().rev())
         };
-        let node = &mut self.nodes[end as usize];
-        node.self_value = node.self_value.wrapping_add(value);
-        node.baseline_self = node.baseline_self.wrapping_add(baseline);
+        let own = &mut self.selfs[end as usize];
+        own.0 = own.0.wrapping_add(value);
+        own.1 = own.1.wrapping_add(baseline);
     }
 
-    /// Adds the value along `path` (root-first frame indexes); returns the last node.
-    fn walk<'f>(&mut self, path: impl Iterator<Item = &'f u32>, value: i64, baseline: i64) -> u32 {
+    /// Follows (creating as needed) the nodes of `path`, root-first frame indexes;
+    /// returns the last node.
+    fn walk<'f>(&mut self, path: impl Iterator<Item = &'f u32>) -> u32 {
         let mut current = ROOT;
-        self.bump(current, value, baseline);
+        let mut depth = 0u16;
         for &frame in path {
             let Some(&key) = self.key_of.get(frame as usize) else {
                 continue;
             };
-            if self.nodes[current as usize].depth == u16::MAX {
+            if depth == u16::MAX {
                 break;
             }
             current = self.child(current, key);
-            self.bump(current, value, baseline);
+            depth += 1;
         }
         current
     }
 
-    fn bump(&mut self, id: u32, value: i64, baseline: i64) {
-        let node = &mut self.nodes[id as usize];
-        node.total = node.total.wrapping_add(value);
-        node.baseline_total = node.baseline_total.wrapping_add(baseline);
-    }
-
     fn child(&mut self, parent: u32, key: u32) -> u32 {
-        let next = self.nodes.len() as u32;
+        let last = self.links[parent as usize].last_child;
+        if last != 0 && self.links[last as usize].key == key {
+            return last;
+        }
+        let next = self.links.len() as u32;
         let id = *self
             .index
             .entry(u64::from(parent) << 32 | u64::from(key))
             .or_insert(next);
         if id == next {
-            let depth = self.nodes[parent as usize].depth + 1;
-            self.nodes.push(RawNode::new(key, parent, depth));
+            self.links.push(Link { key, last_child: 0 });
+            self.parents.push(parent);
+            self.selfs.push((0, 0));
         }
+        self.links[parent as usize].last_child = id;
         id
     }
 
     fn finish(self) -> FlameTree {
         let (frames, rank) = self.sorted_frames();
-        let children = children_by_rank(&self.nodes, &rank);
-        let nodes = breadth_first(&self.nodes, &children, &rank);
+        let children = Children::new(&self.links, &self.parents, &rank);
+        let mut nodes = self.breadth_first(&children, &rank);
+        sum_totals(&mut nodes);
         FlameTree {
             frames,
             nodes,
@@ -345,65 +340,92 @@ impl<'a> Builder<'a> {
         }
         (frames, rank)
     }
-}
 
-/// Raw children per raw node, as `(offsets, ids)` in CSR form, each sorted by frame rank.
-fn children_by_rank(nodes: &[RawNode], rank: &[u32]) -> (Vec<u32>, Vec<u32>) {
-    let mut offsets = vec![0u32; nodes.len() + 1];
-    for node in &nodes[1..] {
-        offsets[node.parent as usize + 1] += 1;
-    }
-    for i in 1..offsets.len() {
-        offsets[i] += offsets[i - 1];
-    }
-    let mut fill = offsets.clone();
-    let mut ids = vec![0u32; nodes.len().saturating_sub(1)];
-    for (id, node) in nodes.iter().enumerate().skip(1) {
-        let slot = &mut fill[node.parent as usize];
-        ids[*slot as usize] = id as u32;
-        *slot += 1;
-    }
-    for w in offsets.windows(2) {
-        ids[w[0] as usize..w[1] as usize]
-            .sort_unstable_by_key(|&c| rank[nodes[c as usize].key as usize]);
-    }
-    (offsets, ids)
-}
-
-/// Renumbers raw nodes breadth-first so that siblings are contiguous.
-fn breadth_first(
-    raw: &[RawNode],
-    (offsets, ids): &(Vec<u32>, Vec<u32>),
-    rank: &[u32],
-) -> Vec<Node> {
-    let mut order: Vec<u32> = Vec::with_capacity(raw.len());
-    let mut new_id = vec![0u32; raw.len()];
-    let mut nodes = Vec::with_capacity(raw.len());
-    order.push(ROOT);
-    let mut i = 0;
-    while i < order.len() {
-        let old = order[i] as usize;
-        let kids = &ids[offsets[old] as usize..offsets[old + 1] as usize];
-        let first_child = order.len() as u32;
-        for &kid in kids {
-            new_id[kid as usize] = order.len() as u32;
-            order.push(kid);
+    /// The nodes renumbered breadth-first so that siblings are contiguous, with depths
+    /// and self values; totals are left equal to self values.
+    fn breadth_first(&self, children: &Children, rank: &[u32]) -> Vec<Node> {
+        let len = self.links.len();
+        let mut order: Vec<u32> = Vec::with_capacity(len);
+        let mut new_id = vec![0u32; len];
+        let mut nodes: Vec<Node> = Vec::with_capacity(len);
+        order.push(ROOT);
+        let mut i = 0;
+        while i < order.len() {
+            let old = order[i] as usize;
+            let kids = children.of(old);
+            let first_child = order.len() as u32;
+            for &kid in kids {
+                new_id[kid as usize] = order.len() as u32;
+                order.push(kid);
+            }
+            let parent = new_id[self.parents[old] as usize];
+            let (self_value, baseline_self) = self.selfs[old];
+            nodes.push(Node {
+                frame: rank[self.links[old].key as usize],
+                parent,
+                first_child,
+                child_count: kids.len() as u32,
+                total: self_value,
+                self_value,
+                baseline_total: baseline_self,
+                baseline_self,
+                depth: if i == 0 {
+                    0
+                } else {
+                    nodes[parent as usize].depth + 1
+                },
+            });
+            i += 1;
         }
-        let r = &raw[old];
-        nodes.push(Node {
-            frame: rank[r.key as usize],
-            parent: new_id[r.parent as usize],
-            first_child,
-            child_count: kids.len() as u32,
-            total: r.total,
-            self_value: r.self_value,
-            baseline_total: r.baseline_total,
-            baseline_self: r.baseline_self,
-            depth: r.depth,
-        });
-        i += 1;
+        nodes
     }
-    nodes
+}
+
+/// Adds every node's total into its parent's, children first (breadth-first order
+/// puts children after parents).
+fn sum_totals(nodes: &mut [Node]) {
+    for i in (1..nodes.len()).rev() {
+        let (total, baseline, parent) = (nodes[i].total, nodes[i].baseline_total, nodes[i].parent);
+        let parent = &mut nodes[parent as usize];
+        parent.total = parent.total.wrapping_add(total);
+        parent.baseline_total = parent.baseline_total.wrapping_add(baseline);
+    }
+}
+
+/// Raw children per raw node in CSR form: `ids[offsets[n]..offsets[n + 1]]` are the
+/// children of raw node `n`, sorted by frame rank.
+struct Children {
+    offsets: Vec<u32>,
+    ids: Vec<u32>,
+}
+
+impl Children {
+    fn new(links: &[Link], parents: &[u32], rank: &[u32]) -> Self {
+        let mut offsets = vec![0u32; links.len() + 1];
+        for &parent in &parents[1..] {
+            offsets[parent as usize + 1] += 1;
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        // Sort (rank, id) pairs packed in a u64: no indirection while sorting.
+        let mut fill = offsets.clone();
+        let mut packed = vec![0u64; links.len() - 1];
+        for id in 1..links.len() {
+            let slot = &mut fill[parents[id] as usize];
+            packed[*slot as usize] = u64::from(rank[links[id].key as usize]) << 32 | id as u64;
+            *slot += 1;
+        }
+        for w in offsets.windows(2) {
+            packed[w[0] as usize..w[1] as usize].sort_unstable();
+        }
+        let ids = packed.into_iter().map(|p| p as u32).collect();
+        Children { offsets, ids }
+    }
+
+    fn of(&self, node: usize) -> &[u32] {
+        &self.ids[self.offsets[node] as usize..self.offsets[node + 1] as usize]
+    }
 }
 
 #[cfg(test)]
