@@ -51,6 +51,16 @@ pub struct Cli {
     /// Serve the UI from this folder (trunk's output) instead of the copy embedded in the binary.
     #[arg(long, env = "CINDER_UI_DIR", value_name = "DIR")]
     pub ui_dir: Option<PathBuf>,
+
+    /// Flush the in-memory head into Parquet once it holds this many rows (tests use small
+    /// values to exercise flushes).
+    #[arg(
+        long,
+        env = "CINDER_HEAD_FLUSH_ROWS",
+        default_value_t = 1_000_000,
+        hide = true
+    )]
+    pub head_flush_rows: usize,
 }
 
 /// Parses a retention such as `15d`; `0` means keep everything (returned as zero).

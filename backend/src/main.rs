@@ -3,7 +3,12 @@
 use std::{future::IntoFuture as _, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
-use backend::{api::AppState, config::Cli, store::Store, web::UiSource};
+use backend::{
+    api::AppState,
+    config::Cli,
+    store::{Store, StoreOptions},
+    web::UiSource,
+};
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
@@ -54,6 +59,7 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
         EnvFilter::try_new(level).with_context(|| format!("invalid --log-level {level:?}"))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     Ok(())
@@ -73,7 +79,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             .into_future(),
     );
     let store = open_store(&cli).await?;
-    state.set_store(store);
+    state.set_store(store.clone());
+    tokio::spawn(maintain(store));
     tracing::info!("storage opened; cinder is ready");
     server
         .await
@@ -83,10 +90,29 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
 
 async fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
     let dir = cli.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&dir))
+    let options = StoreOptions {
+        retention: cli.retention,
+        flush_rows: cli.head_flush_rows,
+        ..StoreOptions::default()
+    };
+    let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
         .await?
         .with_context(|| format!("opening the data dir {}", cli.data_dir.display()))?;
     Ok(Arc::new(store))
+}
+
+/// Flushes, compacts and enforces retention in the background, forever.
+async fn maintain(store: Arc<Store>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.maintain()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::error!(%err, "store maintenance failed"),
+            Err(err) => tracing::error!(%err, "store maintenance panicked"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

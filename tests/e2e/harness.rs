@@ -128,8 +128,8 @@ fn read_listen_addr(child: &mut Child) -> SocketAddr {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("cinder did not log its listen address within 60 s")
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("cinder did not log its listen address within 20 s")
 }
 
 fn parse_listen(line: &str) -> Option<SocketAddr> {
@@ -175,4 +175,100 @@ mod raw_http {
             .and_then(|c| c.parse().ok());
         code.ok_or_else(|| std::io::Error::other("bad status line"))
     }
+}
+
+/// A small blocking HTTP client (its own runtime) so tests read top to bottom.
+pub struct Http(::reqwest::Client, tokio::runtime::Runtime);
+
+/// A whole response.
+pub struct Resp {
+    pub status: u16,
+    pub headers: ::reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The body as JSON (panics with the body text if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl Http {
+    pub fn new() -> Http {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Http(::reqwest::Client::new(), rt)
+    }
+
+    /// GET, optionally asking for gzip.
+    pub fn get(&self, url: &str, gzip: bool) -> Resp {
+        let mut req = self.0.get(url);
+        if gzip {
+            req = req.header("accept-encoding", "gzip");
+        }
+        self.send(req)
+    }
+
+    /// POST a body.
+    pub fn post(&self, url: &str, body: Vec<u8>) -> Resp {
+        self.send(self.0.post(url).body(body))
+    }
+
+    /// POST, returning an error instead of panicking when the server is gone.
+    pub fn try_post(&self, url: &str, body: Vec<u8>) -> Result<Resp, String> {
+        self.1.block_on(async {
+            let resp = self
+                .0
+                .post(url)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.map_err(|e| e.to_string())?.to_vec();
+            Ok(Resp {
+                status,
+                headers,
+                body,
+            })
+        })
+    }
+
+    fn send(&self, req: ::reqwest::RequestBuilder) -> Resp {
+        self.1.block_on(async {
+            let resp = req.send().await.expect("request");
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.expect("body").to_vec();
+            Resp {
+                status,
+                headers,
+                body,
+            }
+        })
+    }
+}
+
+/// `../shared/testdata/pprof` beside the repository, if present.
+pub fn shared_pprof_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/pprof");
+    dir.join("expected.json").is_file().then_some(dir)
+}
+
+/// URL-encodes a query parameter value.
+pub fn enc(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }

@@ -11,4 +11,5 @@
 mod browser;
 mod cli;
 mod harness;
+mod ingest;
 mod ui_http;

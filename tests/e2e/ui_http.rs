@@ -1,52 +1,12 @@
 //! The UI as plain HTTP: content types, cache headers, compression, SPA fallback, health.
 
-use crate::harness::{Cinder, prerequisite, ui_dir};
+use crate::harness::{Cinder, Http, Resp, prerequisite, ui_dir};
 
-fn client() -> http::Client {
-    http::Client::new()
+fn client() -> Http {
+    Http::new()
 }
 
-/// A small async client wrapper so tests read top to bottom.
-mod http {
-    #[allow(unreachable_pub)]
-    mod inner {
-        pub struct Client(::reqwest::Client, tokio::runtime::Runtime);
-        pub struct Resp {
-            pub status: u16,
-            pub headers: ::reqwest::header::HeaderMap,
-            pub body: Vec<u8>,
-        }
-        impl Client {
-            pub fn new() -> Client {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                Client(::reqwest::Client::new(), rt)
-            }
-            pub fn get(&self, url: &str, gzip: bool) -> Resp {
-                self.1.block_on(async {
-                    let mut req = self.0.get(url);
-                    if gzip {
-                        req = req.header("accept-encoding", "gzip");
-                    }
-                    let resp = req.send().await.expect("request");
-                    let status = resp.status().as_u16();
-                    let headers = resp.headers().clone();
-                    let body = resp.bytes().await.expect("body").to_vec();
-                    Resp {
-                        status,
-                        headers,
-                        body,
-                    }
-                })
-            }
-        }
-    }
-    pub use inner::*;
-}
-
-fn header<'a>(resp: &'a http::Resp, name: &str) -> &'a str {
+fn header<'a>(resp: &'a Resp, name: &str) -> &'a str {
     resp.headers
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -163,7 +163,12 @@ pub struct Store {
     view: RwLock<View>,
     /// Serialises flushes and compactions.
     maintenance: Mutex<()>,
+    /// Retired part files, deleted once no query can still be about to open them.
+    trash: Mutex<Vec<(PathBuf, Instant)>>,
 }
+
+/// How long a retired part file stays on disk for queries that already planned with it.
+const TRASH_GRACE: Duration = Duration::from_secs(60);
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`, cleaning crash leftovers and
@@ -208,6 +213,7 @@ impl Store {
                 frozen: Vec::new(),
             }),
             maintenance: Mutex::new(()),
+            trash: Mutex::default(),
         })
     }
 
@@ -236,6 +242,21 @@ impl Store {
     /// Writes the head into a new Parquet part, then forgets the WAL segments it covers.
     pub fn flush(&self) -> Result<Option<PartMeta>, StoreError> {
         let _maintenance = self.maintenance.lock().expect("maintenance lock");
+        self.flush_locked()
+    }
+
+    /// Flushes if due and no other flush or compaction is running; never waits.
+    pub fn flush_if_due(&self) -> Result<Option<PartMeta>, StoreError> {
+        let Ok(_maintenance) = self.maintenance.try_lock() else {
+            return Ok(None);
+        };
+        if !self.flush_due() {
+            return Ok(None);
+        }
+        self.flush_locked()
+    }
+
+    fn flush_locked(&self) -> Result<Option<PartMeta>, StoreError> {
         let (frozen, wal_upto) = {
             let mut w = self.writable.lock().expect("writable lock");
             if w.head.rows() == 0 {
@@ -365,11 +386,24 @@ impl Store {
             view.parts.retain(|p| !old.iter().any(|o| o.file == p.file));
             view.parts.extend(replacement);
         }
-        for part in old {
-            // A query that already opened the file keeps reading it (unlink semantics).
-            let _ = fs::remove_file(self.part_path(&part.file));
-        }
+        let mut trash = self.trash.lock().expect("trash lock");
+        trash.extend(
+            old.iter()
+                .map(|p| (self.part_path(&p.file), Instant::now())),
+        );
         Ok(())
+    }
+
+    /// Deletes retired part files whose grace period is over (all of them when `all`).
+    fn empty_trash(&self, all: bool) {
+        let mut trash = self.trash.lock().expect("trash lock");
+        trash.retain(|(path, since)| {
+            let due = all || since.elapsed() >= TRASH_GRACE;
+            if due {
+                let _ = fs::remove_file(path);
+            }
+            !due
+        });
     }
 
     fn part_path(&self, file: &str) -> PathBuf {
@@ -446,9 +480,10 @@ impl Store {
     pub fn maintain(&self) -> Result<(), StoreError> {
         if self.flush_due() {
             self.flush()?;
-            self.compact()?;
         }
+        self.compact()?;
         self.enforce_retention()?;
+        self.empty_trash(false);
         Ok(())
     }
 }

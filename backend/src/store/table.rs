@@ -11,7 +11,7 @@ use std::{
 };
 
 use arrow::{
-    array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt64Array},
+    array::{ArrayRef, Int64Array, RecordBatch, StringArray},
     compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch},
     datatypes::{DataType, Field, Schema, SchemaRef},
 };
@@ -42,8 +42,10 @@ pub mod col {
 pub static PART_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new(col::PROFILE_TYPE, DataType::Utf8, false),
-        Field::new(col::SERIES, DataType::UInt64, false),
-        Field::new(col::STACK, DataType::UInt64, false),
+        // Ids are u64 hashes stored bit-cast as Int64: Parquet keeps UInt64 as physical INT64
+        // and pruning by row-group statistics must not see values above i64::MAX.
+        Field::new(col::SERIES, DataType::Int64, false),
+        Field::new(col::STACK, DataType::Int64, false),
         Field::new(col::TIMESTAMP, DataType::Int64, false),
         Field::new(col::VALUE, DataType::Int64, false),
         Field::new(col::DURATION, DataType::Int64, false),
@@ -113,8 +115,12 @@ impl Columns {
     /// Moves the rows into an Arrow batch of [`HEAD_SCHEMA`].
     fn into_batch(self) -> RecordBatch {
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(UInt64Array::from(self.series)),
-            Arc::new(UInt64Array::from(self.stack)),
+            Arc::new(Int64Array::from_iter_values(
+                self.series.iter().map(|&v| v as i64),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                self.stack.iter().map(|&v| v as i64),
+            )),
             Arc::new(Int64Array::from(self.timestamp)),
             Arc::new(Int64Array::from(self.value)),
             Arc::new(Int64Array::from(self.duration)),
@@ -452,11 +458,7 @@ mod tests {
         assert_eq!(types, vec!["cpu", "mem"]);
         let back = read_part(&path).unwrap();
         let cpu = concat_batches(&HEAD_SCHEMA, &back["cpu"]).unwrap();
-        let series = cpu
-            .column(0)
-            .as_any()
-            .downcast_ref::<UInt64Array>()
-            .unwrap();
+        let series = cpu.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
         let ts = cpu.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
         assert_eq!(series.values().to_vec(), vec![1, 1, 2]);
         assert_eq!(ts.values().to_vec(), vec![100, 300, 200]);

@@ -3,11 +3,21 @@
 
 use std::sync::{Arc, OnceLock};
 
+mod ingest;
+mod params;
+mod query;
+
 use axum::{
     Json, Router,
+    extract::DefaultBodyLimit,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
+};
+
+pub use ingest::MAX_BODY_BYTES;
+pub use query::{
+    FlameNode, FlamegraphReport, RangePoint, RangeResponse, RangeSeries, TopReport, TopReportRow,
 };
 use serde::Serialize;
 
@@ -140,8 +150,25 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthy", get(healthy))
         .route("/ready", get(ready))
-        .nest("/api", Router::new().fallback(unknown_api_route))
+        .nest(
+            "/api",
+            Router::new().nest("/v1", v1()).fallback(unknown_api_route),
+        )
         .with_state(state)
+}
+
+/// Version 1 of the API.
+fn v1() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/ingest",
+            post(ingest::push).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route("/profile-types", get(query::profile_types))
+        .route("/labels", get(query::labels))
+        .route("/labels/{name}/values", get(query::label_values))
+        .route("/query_range", get(query::query_range))
+        .route("/query", get(query::query))
 }
 
 async fn healthy() -> &'static str {

@@ -1,0 +1,69 @@
+//! `POST /api/v1/ingest?__name__=NAME&LABEL=VALUE…` with a pprof body (gzip or raw; the
+//! Content-Type is ignored so curl's default works).
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Query, State, rejection::BytesRejection},
+    http::StatusCode,
+};
+use shared::labels::Labels;
+
+use super::{ApiError, AppState};
+use crate::ingest::{IngestError, IngestOptions, IngestSummary, ingest};
+
+/// Largest accepted (compressed) body.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Stores one pushed profile; answers with what was stored.
+pub(crate) async fn push(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngestSummary>, ApiError> {
+    let body = body.map_err(body_error)?;
+    let labels: Labels = params.into_iter().collect();
+    let store = state.store()?.clone();
+    let writer = store.clone();
+    let summary =
+        tokio::task::spawn_blocking(move || ingest(&writer, &body, &labels, &IngestOptions::now()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))?
+            .map_err(ApiError::from)?;
+    if store.flush_due() {
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = store.flush_if_due() {
+                tracing::error!(%err, "flushing the head failed");
+            }
+        });
+    }
+    Ok(Json(summary))
+}
+
+fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::TooLarge(format!("the body is over {} MiB", MAX_BODY_BYTES >> 20))
+    } else {
+        ApiError::bad_request("unreadable body", rejection.body_text())
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(err: IngestError) -> Self {
+        match err {
+            IngestError::Read(proto::ReadError::TooLarge { limit }) => ApiError::TooLarge(format!(
+                "the profile decompresses to more than {} MiB",
+                limit >> 20
+            )),
+            IngestError::Read(e) => ApiError::bad_request("invalid profile", e.to_string()),
+            IngestError::Invalid(e) => ApiError::bad_request("invalid profile", e.to_string()),
+            IngestError::MissingName => {
+                ApiError::bad_field("__name__", "missing profile name", err.to_string())
+            }
+            IngestError::BadLabel { ref name, .. } => {
+                ApiError::bad_field(&name.clone(), "invalid label", err.to_string())
+            }
+            IngestError::Store(e) => ApiError::Internal(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! Read endpoints: profile types, labels, metrics over time (`query_range`) and profiles
+//! (`query`: merge, single or diff; reported as a top table, a flame-graph tree, an Arrow
+//! stream of stacks or gzipped pprof).
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use shared::{
+    flame::{FlameTree, StackFilter, StackSet, TopRow, TreeOptions, top},
+    labels::Labels,
+    query::{ProfileType, Query as ProfileQuery},
+};
+
+use super::{
+    ApiError, AppState,
+    params::{self, Params},
+};
+use crate::{
+    query::{self as engine, QueryError, Selection, StackValue},
+    store::Store,
+};
+
+impl From<QueryError> for ApiError {
+    fn from(err: QueryError) -> Self {
+        match err {
+            QueryError::UnknownProfileType(t) => {
+                ApiError::NotFound(format!("unknown profile type {t:?}"))
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// `GET /api/v1/profile-types[?start&end]`.
+pub(crate) async fn profile_types(
+    State(state): State<AppState>,
+    Query(p): Query<Params>,
+) -> Result<Json<Vec<ProfileType>>, ApiError> {
+    let store = state.store()?;
+    let ids = match (
+        params::time_param(&p, "start")?,
+        params::time_param(&p, "end")?,
+    ) {
+        (None, None) => store.meta.profile_types(),
+        (start, end) => store.profile_types_in(start.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX)),
+    };
+    Ok(Json(ids.iter().filter_map(|id| id.parse().ok()).collect()))
+}
+
+/// Series ids a `query` parameter selects (all series of all types when absent).
+fn selected_series(store: &Store, p: &Params) -> Result<Vec<u64>, ApiError> {
+    if p.get("query").is_none_or(|q| q.trim().is_empty()) {
+        let all = shared::labels::Selector::default();
+        let mut ids: Vec<u64> = store
+            .meta
+            .profile_types()
+            .iter()
+            .flat_map(|t| store.meta.select_series(t, &all))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        return Ok(ids);
+    }
+    let q = params::query(p, "query")?;
+    Ok(store.meta.select_series(&q.profile_type.id(), &q.selector))
+}
+
+/// `GET /api/v1/labels?query&start&end`: label names.
+pub(crate) async fn labels(
+    State(state): State<AppState>,
+    Query(p): Query<Params>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let store = state.store()?;
+    params::range(&p, "")?;
+    Ok(Json(store.meta.label_names(&selected_series(store, &p)?)))
+}
+
+/// `GET /api/v1/labels/{name}/values?query&start&end`.
+pub(crate) async fn label_values(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(p): Query<Params>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let store = state.store()?;
+    params::range(&p, "")?;
+    Ok(Json(
+        store.meta.label_values(&name, &selected_series(store, &p)?),
+    ))
+}
+
+/// The answer of `query_range`.
+#[derive(Debug, Serialize)]
+pub struct RangeResponse {
+    pub series: Vec<RangeSeries>,
+}
+
+/// One line of the metrics graph.
+#[derive(Debug, Serialize)]
+pub struct RangeSeries {
+    pub labels: Labels,
+    pub points: Vec<RangePoint>,
+}
+
+/// A point: `t` in unix ms. For snapshot types `t` is exactly a profile's timestamp.
+#[derive(Debug, Serialize, Clone, Copy)]
+pub struct RangePoint {
+    pub t: i64,
+    pub value: i64,
+    /// For delta types: value per second of profiled time (for `samples:count` types the
+    /// samples are first scaled by the period, so CPU reads as cores). Null for snapshots.
+    pub value_per_second: Option<f64>,
+}
+
+/// `GET /api/v1/query_range?query&start&end&step&sum_by=a,b`.
+pub(crate) async fn query_range(
+    State(state): State<AppState>,
+    Query(p): Query<Params>,
+) -> Result<Json<RangeResponse>, ApiError> {
+    let store = state.store()?;
+    let q = params::query(&p, "query")?;
+    let (start, end) = params::range(&p, "")?;
+    let step = params::duration_ms(&p, "step")?.unwrap_or_else(|| default_step(start, end));
+    if step <= 0 {
+        return Err(ApiError::bad_field(
+            "step",
+            "invalid duration",
+            "step must be positive",
+        ));
+    }
+    let sum_by = params::list(&p, "sum_by");
+    let sel = Selection {
+        profile_type: q.profile_type.clone(),
+        selector: q.selector,
+        start,
+        end,
+    };
+    let points = engine::profile_points(store, &sel).await?;
+    let scale_by_period =
+        q.profile_type.sample_type == "samples" && q.profile_type.sample_unit == "count";
+    let mut groups: BTreeMap<Labels, BTreeMap<i64, Bucket>> = BTreeMap::new();
+    for point in points {
+        let labels = group_labels(&engine::series_labels(&store.meta, point.series), &sum_by);
+        let t = if q.profile_type.delta {
+            start + (point.timestamp - start) / step * step
+        } else {
+            point.timestamp
+        };
+        let bucket = groups.entry(labels).or_default().entry(t).or_default();
+        bucket.value += point.total;
+        bucket.duration_ns += point.duration;
+        bucket.scaled += if scale_by_period && point.period > 0 {
+            point.total as f64 * point.period as f64
+        } else {
+            point.total as f64
+        };
+    }
+    let series = groups
+        .into_iter()
+        .map(|(labels, buckets)| RangeSeries {
+            labels,
+            points: buckets
+                .into_iter()
+                .map(|(t, b)| b.point(t, q.profile_type.delta, step))
+                .collect(),
+        })
+        .collect();
+    Ok(Json(RangeResponse { series }))
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    value: i64,
+    scaled: f64,
+    duration_ns: i64,
+}
+
+impl Bucket {
+    fn point(&self, t: i64, delta: bool, step_ms: i64) -> RangePoint {
+        let per_second = delta.then(|| {
+            let seconds = if self.duration_ns > 0 {
+                self.duration_ns as f64 / 1e9
+            } else {
+                step_ms as f64 / 1e3
+            };
+            self.scaled / seconds
+        });
+        RangePoint {
+            t,
+            value: self.value,
+            value_per_second: per_second,
+        }
+    }
+}
+
+/// About 200 points over the range, at least 1 s.
+fn default_step(start: i64, end: i64) -> i64 {
+    ((end - start) / 200).max(1000)
+}
+
+fn group_labels(labels: &Labels, sum_by: &[String]) -> Labels {
+    if sum_by.is_empty() {
+        return labels.clone();
+    }
+    sum_by
+        .iter()
+        .filter_map(|name| labels.get(name).map(|v| (name.clone(), v.to_owned())))
+        .collect()
+}
+
+/// What `/api/v1/query` was asked for, parsed.
+struct ProfileRequest {
+    profile_type: ProfileType,
+    stacks: Vec<StackValue>,
+    filter: StackFilter,
+}
+
+/// Reads a selection (`mode=merge` over start..end, `mode=single` at `time`, with a suffix
+/// such as `_a` for diff sides).
+async fn read_side(
+    store: &Store,
+    p: &Params,
+    suffix: &str,
+    mode: &str,
+) -> Result<(ProfileQuery, Vec<StackValue>), ApiError> {
+    let query_key = if suffix.is_empty() {
+        "query".to_owned()
+    } else {
+        format!("query{suffix}")
+    };
+    let q = params::query(p, &query_key)?;
+    let time_key = format!("time{suffix}");
+    let (start, end) = match (mode, params::time_param(p, &time_key)?) {
+        ("single", None) => {
+            return Err(ApiError::bad_field(
+                &time_key,
+                "missing parameter",
+                format!("mode=single needs {time_key} (unix ms of one profile)"),
+            ));
+        }
+        (_, Some(t)) => (t, t),
+        _ => params::range(p, suffix)?,
+    };
+    let sel = Selection {
+        profile_type: q.profile_type.clone(),
+        selector: q.selector.clone(),
+        start,
+        end,
+    };
+    let stacks = engine::merge(store, &sel).await?;
+    Ok((q, stacks))
+}
+
+async fn read_request(store: &Store, p: &Params) -> Result<ProfileRequest, ApiError> {
+    let mode = p.get("mode").map(String::as_str).unwrap_or("merge");
+    let filter = StackFilter {
+        keep_containing: params::list(p, "keep"),
+        drop_containing: params::list(p, "drop"),
+        hide_frames: params::list(p, "hide"),
+    };
+    match mode {
+        "merge" | "single" => {
+            let (q, stacks) = read_side(store, p, "", mode).await?;
+            Ok(ProfileRequest {
+                profile_type: q.profile_type,
+                stacks,
+                filter,
+            })
+        }
+        "diff" => {
+            let side_mode = |s: &str| {
+                if p.contains_key(&format!("time{s}")) {
+                    "single"
+                } else {
+                    "merge"
+                }
+            };
+            let (a, base) = read_side(store, p, "_a", side_mode("_a")).await?;
+            let (_, comparison) = read_side(store, p, "_b", side_mode("_b")).await?;
+            Ok(ProfileRequest {
+                profile_type: a.profile_type,
+                stacks: combine_diff(&base, &comparison),
+                filter,
+            })
+        }
+        other => Err(ApiError::bad_field(
+            "mode",
+            "invalid mode",
+            format!("mode={other:?}; expected merge, single or diff"),
+        )),
+    }
+}
+
+/// Diff rows: value from B (the comparison), baseline from A.
+fn combine_diff(a: &[StackValue], b: &[StackValue]) -> Vec<StackValue> {
+    let mut by_stack: BTreeMap<u64, StackValue> = BTreeMap::new();
+    for s in a {
+        by_stack
+            .entry(s.stack)
+            .or_insert(StackValue {
+                stack: s.stack,
+                value: 0,
+                baseline: 0,
+            })
+            .baseline += s.value;
+    }
+    for s in b {
+        by_stack
+            .entry(s.stack)
+            .or_insert(StackValue {
+                stack: s.stack,
+                value: 0,
+                baseline: 0,
+            })
+            .value += s.value;
+    }
+    by_stack.into_values().collect()
+}
+
+/// `GET /api/v1/query?query&mode&start&end&time&report&format`.
+pub(crate) async fn query(
+    State(state): State<AppState>,
+    Query(p): Query<Params>,
+) -> Result<Response, ApiError> {
+    let store = state.store()?;
+    let report = p.get("report").map(String::as_str).unwrap_or("stacks");
+    if !matches!(report, "top" | "flamegraph" | "stacks" | "pprof") {
+        return Err(ApiError::bad_field(
+            "report",
+            "invalid report",
+            format!("report={report:?}; expected stacks, flamegraph, top or pprof"),
+        ));
+    }
+    let request = read_request(store, &p).await?;
+    let stacks = engine::resolve(&store.meta, &request.stacks)?;
+    let stacks = if request.filter.is_empty() {
+        stacks
+    } else {
+        request.filter.apply(&stacks)
+    };
+    let unit = request.profile_type.sample_unit.clone();
+    match report {
+        "top" => Ok(Json(top_report(
+            &stacks,
+            &unit,
+            params::usize_param(&p, "limit")?.unwrap_or(100),
+        ))
+        .into_response()),
+        "flamegraph" => {
+            let max_nodes = params::usize_param(&p, "max_nodes")?.unwrap_or(DEFAULT_MAX_NODES);
+            Ok(Json(flamegraph_report(&stacks, &unit, max_nodes)).into_response())
+        }
+        _ => Err(ApiError::bad_field(
+            "report",
+            "not available yet",
+            format!("report={report} is not implemented in this build"),
+        )),
+    }
+}
+
+/// Default node budget of a flame graph answer.
+pub const DEFAULT_MAX_NODES: usize = 8192;
+
+/// The top table.
+#[derive(Debug, Serialize)]
+pub struct TopReport {
+    pub unit: String,
+    /// Sum of all values of the selection.
+    pub total: i64,
+    pub rows: Vec<TopReportRow>,
+}
+
+/// One function of the top table.
+#[derive(Debug, Serialize)]
+pub struct TopReportRow {
+    pub function: String,
+    pub file: String,
+    pub flat: i64,
+    pub cum: i64,
+}
+
+fn top_report(stacks: &StackSet, unit: &str, limit: usize) -> TopReport {
+    let rows = top(stacks)
+        .into_iter()
+        .take(limit)
+        .map(
+            |TopRow {
+                 function,
+                 file,
+                 flat,
+                 cum,
+                 ..
+             }| TopReportRow {
+                function,
+                file,
+                flat,
+                cum,
+            },
+        )
+        .collect();
+    TopReport {
+        unit: unit.to_owned(),
+        total: stacks.total(),
+        rows,
+    }
+}
+
+/// A flame graph as a JSON tree.
+#[derive(Debug, Serialize)]
+pub struct FlamegraphReport {
+    pub unit: String,
+    pub total: i64,
+    /// Nodes and value folded into "other" nodes to stay within `max_nodes`.
+    pub trimmed_nodes: usize,
+    pub trimmed_value: i64,
+    pub root: FlameNode,
+}
+
+/// A node of the JSON flame graph.
+#[derive(Debug, Serialize)]
+pub struct FlameNode {
+    pub name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub binary: String,
+    #[serde(rename = "self")]
+    pub self_value: i64,
+    pub total: i64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub baseline: i64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<FlameNode>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+fn flamegraph_report(stacks: &StackSet, unit: &str, max_nodes: usize) -> FlamegraphReport {
+    let tree = FlameTree::build(stacks, TreeOptions::default());
+    let (tree, trimmed) = tree.trim(max_nodes.max(1));
+    FlamegraphReport {
+        unit: unit.to_owned(),
+        total: tree.total(),
+        trimmed_nodes: trimmed.nodes,
+        trimmed_value: trimmed.value,
+        root: flame_node(&tree, shared::flame::ROOT),
+    }
+}
+
+fn flame_node(tree: &FlameTree, id: u32) -> FlameNode {
+    let node = tree.node(id);
+    FlameNode {
+        name: tree.name(id).into_owned(),
+        binary: if tree.is_synthetic(id) {
+            String::new()
+        } else {
+            tree.frame(id).binary.clone()
+        },
+        self_value: node.self_value,
+        total: node.total,
+        baseline: node.baseline_total,
+        children: tree.children(id).map(|c| flame_node(tree, c)).collect(),
+    }
+}
