@@ -1,0 +1,692 @@
+//! Ingest benchmark: prints the write-path figures Cinder reports, as plain text. Nothing
+//! is asserted; timings depend on the machine.
+//!
+//! 1. Throughput: MB/s (MB = 10^6 bytes) of *uncompressed* pprof ingested end to end
+//!    (gunzip → prost decode → validate → normalize → WAL append + fsync → head) over every
+//!    profile `expected.json` marks valid in `shared/testdata/pprof`, the whole set repeated
+//!    until at least 3 s have passed, into a fresh store. Printed beside the bound: gunzip +
+//!    decode + validate alone of the same bodies. Run with the store on the real disk (one
+//!    fsync per ingest) and on tmpfs (fsync ≈ free), next to the raw latency of small fsyncs
+//!    on both, to show how much of an ingest is the fsync.
+//! 2. Disk per sample: one target for an hour — a Go CPU profile ingested 360 times with
+//!    `time_nanos` 10 s apart (decoded, re-stamped, re-encoded, re-gzipped), then flushed to
+//!    Parquet. Bytes on disk (Parquet, sled, WAL; the store's own count and a walk of the data
+//!    directory) per stored row and relative to the gzipped bytes received. Repeated for a
+//!    heavy Go CPU profile.
+//! 3. Peak RSS (VmHWM) of each phase (reset between phases via /proc/self/clear_refs).
+//!
+//! Run: `CARGO_TARGET_DIR=/tmp/target-bench cargo bench -p backend --bench ingest`
+
+#![allow(clippy::print_stdout)]
+
+use std::{
+    fs,
+    hint::black_box,
+    io::{Read as _, Write as _},
+    os::unix::fs::MetadataExt as _,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use backend::{
+    ingest::{DEFAULT_MAX_UNCOMPRESSED, IngestOptions, ingest},
+    store::{Store, StoreOptions, StoreSizes},
+};
+use flate2::{Compression, read::MultiGzDecoder, write::GzEncoder};
+use proto::{Message as _, Profile};
+use shared::labels::Labels;
+
+const PPROF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/pprof");
+/// Where the "fsync ≈ free" variant keeps its store.
+const TMPFS: &str = "/dev/shm";
+/// Each throughput variant repeats the whole set until at least this long.
+const MIN_RUN: Duration = Duration::from_secs(3);
+/// Raw fsyncs timed per file system.
+const FSYNC_PROBES: usize = 200;
+/// An hour of one target scraped every 10 s.
+const HOUR_COPIES: usize = 360;
+const STEP_NANOS: i64 = 10_000_000_000;
+/// The realistic 10 s Go CPU profile, then the heavy one.
+const HOUR_PROFILES: [&str; 2] = ["pyroscope__go.cpu.labels.pprof", "gdu__default.pgo"];
+const MB: f64 = 1e6;
+const MIB: f64 = 1024.0 * 1024.0;
+
+fn main() -> Result<()> {
+    let dir = Path::new(PPROF_DIR);
+    if !dir.join("expected.json").is_file() {
+        println!(
+            "ingest bench: no real profiles at {} (expected.json missing); nothing measured.",
+            dir.display()
+        );
+        return Ok(());
+    }
+    let mut rss = PeakRss::new();
+    let corpus = Corpus::load(dir)?;
+    rss.phase("load + decode the corpus");
+    print_corpus(&corpus);
+    throughput_section(&corpus, &mut rss)?;
+    disk_section(dir, &mut rss)?;
+    rss.print();
+    Ok(())
+}
+
+// ----- the corpus -----
+
+/// One real profile as a client would send it.
+struct Body {
+    name: String,
+    bytes: Vec<u8>,
+    uncompressed: usize,
+    samples: usize,
+}
+
+/// Every valid real profile, in name order.
+struct Corpus {
+    bodies: Vec<Body>,
+}
+
+impl Corpus {
+    fn load(dir: &Path) -> Result<Corpus> {
+        let expected: serde_json::Value =
+            serde_json::from_slice(&fs::read(dir.join("expected.json"))?)?;
+        let entries = expected
+            .as_object()
+            .context("expected.json is not an object")?;
+        let mut bodies = Vec::new();
+        for (name, entry) in entries {
+            if entry["valid"] != serde_json::Value::Bool(true) {
+                continue;
+            }
+            match Body::load(&dir.join(name), name) {
+                Ok(body) => bodies.push(body),
+                Err(e) => println!("skipping {name}: {e:#}"),
+            }
+        }
+        Ok(Corpus { bodies })
+    }
+
+    fn uncompressed(&self) -> usize {
+        self.bodies.iter().map(|b| b.uncompressed).sum()
+    }
+
+    fn received(&self) -> usize {
+        self.bodies.iter().map(|b| b.bytes.len()).sum()
+    }
+
+    fn samples(&self) -> usize {
+        self.bodies.iter().map(|b| b.samples).sum()
+    }
+}
+
+impl Body {
+    fn load(path: &Path, name: &str) -> Result<Body> {
+        let bytes = fs::read(path)?;
+        let uncompressed = if proto::is_gzip(&bytes) {
+            gunzip(&bytes)?.len()
+        } else {
+            bytes.len()
+        };
+        let profile = proto::read(&bytes, DEFAULT_MAX_UNCOMPRESSED)?;
+        profile.validate()?;
+        Ok(Body {
+            name: name.to_owned(),
+            samples: profile.sample.len(),
+            bytes,
+            uncompressed,
+        })
+    }
+
+    /// Fixed series labels: the same every pass, so repeated passes are steady state.
+    fn labels(&self) -> Labels {
+        [
+            ("__name__", "ingest_bench"),
+            ("job", "bench"),
+            ("instance", self.name.as_str()),
+        ]
+        .into_iter()
+        .collect()
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    MultiGzDecoder::new(bytes).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(bytes)?;
+    Ok(encoder.finish()?)
+}
+
+fn print_corpus(corpus: &Corpus) {
+    println!("Cinder ingest benchmark");
+    println!(
+        "corpus: {} valid real profiles from {PPROF_DIR}: {:.3} MB as sent (gzip or raw), {:.3} MB uncompressed, {} pprof samples",
+        corpus.bodies.len(),
+        corpus.received() as f64 / MB,
+        corpus.uncompressed() as f64 / MB,
+        corpus.samples(),
+    );
+    println!();
+}
+
+// ----- 1. throughput -----
+
+/// What one throughput variant measured.
+struct Run {
+    label: String,
+    passes: usize,
+    ingests: usize,
+    elapsed: Duration,
+    first_pass: Duration,
+    rows: u64,
+    bytes_per_pass: usize,
+    samples_per_pass: usize,
+}
+
+impl Run {
+    fn mb_per_s(&self, elapsed: Duration, passes: usize) -> f64 {
+        (self.bytes_per_pass * passes) as f64 / MB / elapsed.as_secs_f64()
+    }
+
+    fn print_header() {
+        println!(
+            "{:<44} {:>6} {:>8} {:>9} {:>7} {:>8} {:>10} {:>10} {:>8} {:>10}",
+            "variant",
+            "passes",
+            "ingests",
+            "MB in",
+            "secs",
+            "MB/s",
+            "1st pass",
+            "ns/sample",
+            "ns/row",
+            "µs/ingest"
+        );
+    }
+
+    fn print(&self) {
+        let samples = (self.samples_per_pass * self.passes) as f64;
+        let ns = self.elapsed.as_nanos() as f64;
+        let per_row = if self.rows == 0 {
+            "-".to_owned()
+        } else {
+            format!("{:.0}", ns / self.rows as f64)
+        };
+        println!(
+            "{:<44} {:>6} {:>8} {:>9.1} {:>7.2} {:>8.1} {:>10.1} {:>10.0} {:>8} {:>10.0}",
+            self.label,
+            self.passes,
+            self.ingests,
+            (self.bytes_per_pass * self.passes) as f64 / MB,
+            self.elapsed.as_secs_f64(),
+            self.mb_per_s(self.elapsed, self.passes),
+            self.mb_per_s(self.first_pass, 1),
+            ns / samples,
+            per_row,
+            ns / 1e3 / self.ingests as f64,
+        );
+    }
+}
+
+/// Runs `each` over the whole corpus, pass after pass, until [`MIN_RUN`] has passed. Only
+/// `each` is timed; `after_pass` (e.g. a due flush) runs between passes, untimed. `each`
+/// returns the rows it stored.
+fn timed_passes(
+    label: &str,
+    corpus: &Corpus,
+    mut each: impl FnMut(usize, &Body) -> Result<u64>,
+    mut after_pass: impl FnMut() -> Result<()>,
+) -> Result<Run> {
+    let mut run = Run {
+        label: label.to_owned(),
+        passes: 0,
+        ingests: 0,
+        elapsed: Duration::ZERO,
+        first_pass: Duration::ZERO,
+        rows: 0,
+        bytes_per_pass: corpus.uncompressed(),
+        samples_per_pass: corpus.samples(),
+    };
+    while run.elapsed < MIN_RUN {
+        let start = Instant::now();
+        for (i, body) in corpus.bodies.iter().enumerate() {
+            run.rows += each(i, body)?;
+        }
+        let pass = start.elapsed();
+        if run.passes == 0 {
+            run.first_pass = pass;
+        }
+        run.elapsed += pass;
+        run.passes += 1;
+        run.ingests += corpus.bodies.len();
+        after_pass()?;
+    }
+    Ok(run)
+}
+
+/// The bound: gunzip + prost decode + validation, nothing stored.
+fn run_bound(corpus: &Corpus) -> Result<Run> {
+    timed_passes(
+        "bound: gunzip + decode + validate",
+        corpus,
+        |_, body| {
+            let profile = proto::read(&body.bytes, DEFAULT_MAX_UNCOMPRESSED)?;
+            black_box(profile.index()?);
+            Ok(0)
+        },
+        || Ok(()),
+    )
+}
+
+/// Flushes done between passes of an end-to-end run.
+#[derive(Default)]
+struct Flushes {
+    count: usize,
+    time: Duration,
+}
+
+/// End to end into a fresh store under `parent`; the head is flushed between passes when
+/// due (as the server's maintenance would), outside the timing.
+fn run_end_to_end(label: &str, corpus: &Corpus, parent: &Path) -> Result<(Run, Flushes)> {
+    let dir = tempfile::tempdir_in(parent)?;
+    let store = Store::open(dir.path(), StoreOptions::default())?;
+    let labels: Vec<Labels> = corpus.bodies.iter().map(Body::labels).collect();
+    let mut flushes = Flushes::default();
+    let run = timed_passes(
+        label,
+        corpus,
+        |i, body| {
+            let summary = ingest(&store, &body.bytes, &labels[i], &IngestOptions::now())
+                .with_context(|| format!("ingesting {}", body.name))?;
+            Ok(summary.profile_types.iter().map(|t| t.samples).sum())
+        },
+        || {
+            if store.flush_due() {
+                let start = Instant::now();
+                store.flush()?;
+                flushes.count += 1;
+                flushes.time += start.elapsed();
+            }
+            Ok(())
+        },
+    )?;
+    Ok((run, flushes))
+}
+
+/// Latency of appending 4 KiB to a file and `fdatasync`-ing it, as the WAL does.
+struct FsyncLatency {
+    median: Duration,
+    p90: Duration,
+    mean: Duration,
+}
+
+fn fsync_latency(parent: &Path) -> Result<FsyncLatency> {
+    let dir = tempfile::tempdir_in(parent)?;
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("probe"))?;
+    let block = [0x5a_u8; 4096];
+    let mut times = Vec::with_capacity(FSYNC_PROBES);
+    for _ in 0..FSYNC_PROBES {
+        let start = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let mean = times.iter().sum::<Duration>() / FSYNC_PROBES as u32;
+    Ok(FsyncLatency {
+        median: times[FSYNC_PROBES / 2],
+        p90: times[FSYNC_PROBES * 9 / 10],
+        mean,
+    })
+}
+
+fn throughput_section(corpus: &Corpus, rss: &mut PeakRss) -> Result<()> {
+    println!(
+        "1. Throughput (MB = 10^6 bytes of uncompressed pprof; the whole set repeated for >= {} s per variant)",
+        MIN_RUN.as_secs()
+    );
+    println!(
+        "   labels fixed per profile: {{__name__=\"ingest_bench\", job=\"bench\", instance=<file name>}}, so passes after the first"
+    );
+    println!(
+        "   find all metadata known (steady state); received_ms = now, but all profiles except 3 carry their own time_nanos."
+    );
+    println!(
+        "   ns/sample = per pprof Sample message; ns/row = per stored (sample, non-zero value) row; \"1st pass\" = MB/s of pass 1 alone."
+    );
+    println!();
+    Run::print_header();
+    let bound = run_bound(corpus)?;
+    bound.print();
+    rss.phase("1a. bound (decode + validate)");
+    let disk_dir = std::env::temp_dir();
+    let (disk, disk_flushes) = run_end_to_end(
+        &format!("end to end, store on disk ({})", disk_dir.display()),
+        corpus,
+        &disk_dir,
+    )?;
+    disk.print();
+    rss.phase("1b. end to end, disk");
+    let tmpfs = Path::new(TMPFS);
+    let tmpfs_run = if tmpfs.is_dir() {
+        let (run, flushes) = run_end_to_end(
+            &format!("end to end, store on tmpfs ({TMPFS})"),
+            corpus,
+            tmpfs,
+        )?;
+        run.print();
+        rss.phase("1c. end to end, tmpfs");
+        Some((run, flushes))
+    } else {
+        println!("(no {TMPFS}: tmpfs variant skipped)");
+        None
+    };
+    println!();
+    print_flushes("disk", &disk_flushes);
+    if let Some((_, flushes)) = &tmpfs_run {
+        print_flushes("tmpfs", flushes);
+    }
+    print_fsync_share(&disk, &disk_dir, tmpfs_run.is_some().then_some(tmpfs))?;
+    println!();
+    Ok(())
+}
+
+fn print_flushes(which: &str, flushes: &Flushes) {
+    println!(
+        "   {which}: head flushed to Parquet {} time(s) between passes when due (flush_rows {}), {:.2} s, not in the timings above",
+        flushes.count,
+        StoreOptions::default().flush_rows,
+        flushes.time.as_secs_f64()
+    );
+}
+
+fn print_fsync_share(disk: &Run, disk_dir: &Path, tmpfs: Option<&Path>) -> Result<()> {
+    let on_disk = fsync_latency(disk_dir)?;
+    println!(
+        "   raw fsync, 4 KiB append + fdatasync x{FSYNC_PROBES}: disk median {:.0} µs, p90 {:.0} µs, mean {:.0} µs",
+        micros(on_disk.median),
+        micros(on_disk.p90),
+        micros(on_disk.mean)
+    );
+    if let Some(dir) = tmpfs {
+        let on_tmpfs = fsync_latency(dir)?;
+        println!(
+            "   raw fsync, 4 KiB append + fdatasync x{FSYNC_PROBES}: tmpfs median {:.1} µs, p90 {:.1} µs, mean {:.1} µs",
+            micros(on_tmpfs.median),
+            micros(on_tmpfs.p90),
+            micros(on_tmpfs.mean)
+        );
+    }
+    let fsync_time = on_disk.median.as_secs_f64() * disk.ingests as f64;
+    println!(
+        "   disk end to end: {} ingests x median fsync = {:.2} s ~ {:.0}% of its {:.2} s (one WAL fsync per ingest)",
+        disk.ingests,
+        fsync_time,
+        100.0 * fsync_time / disk.elapsed.as_secs_f64(),
+        disk.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+// ----- 2. disk per sample -----
+
+/// Bytes of one part of the data directory, as the store counts them and as a walk finds.
+struct Component {
+    name: &'static str,
+    counted: u64,
+    apparent: u64,
+    allocated: u64,
+}
+
+/// What an hour of one target left on disk.
+struct Hour {
+    received_gz: u64,
+    pprof_samples: u64,
+    rows: u64,
+    ingest_time: Duration,
+    before_flush: StoreSizes,
+    after_flush: StoreSizes,
+    components: Vec<Component>,
+}
+
+fn disk_section(dir: &Path, rss: &mut PeakRss) -> Result<()> {
+    println!(
+        "2. Disk per sample: one target for an hour = {HOUR_COPIES} ingests of one Go CPU profile, time_nanos rewritten to base + i*10 s"
+    );
+    println!(
+        "   (decoded, re-stamped, re-encoded, gzipped at level 6), fresh store on disk, fixed labels, then one store.flush()."
+    );
+    for name in HOUR_PROFILES {
+        let path = dir.join(name);
+        if !path.is_file() {
+            println!("   {name}: missing, skipped");
+            continue;
+        }
+        let hour = ingest_hour(&path)?;
+        print_hour(name, &hour);
+        rss.phase(if name == HOUR_PROFILES[0] {
+            "2a. hour of a 10 s Go CPU profile"
+        } else {
+            "2b. hour of the heavy profile"
+        });
+    }
+    println!();
+    Ok(())
+}
+
+fn ingest_hour(path: &Path) -> Result<Hour> {
+    let mut profile: Profile = proto::read(&fs::read(path)?, DEFAULT_MAX_UNCOMPRESSED)?;
+    let base = if profile.time_nanos > 0 {
+        profile.time_nanos
+    } else {
+        backend::store::now_ms() * 1_000_000
+    };
+    let data = tempfile::tempdir()?;
+    let store = Store::open(data.path(), StoreOptions::default())?;
+    let labels: Labels = [
+        ("__name__", "process_cpu"),
+        ("job", "app"),
+        ("instance", "10.0.0.1:6060"),
+    ]
+    .into_iter()
+    .collect();
+    let (mut received_gz, mut rows, mut ingest_time) = (0u64, 0u64, Duration::ZERO);
+    for i in 0..HOUR_COPIES {
+        profile.time_nanos = base + i as i64 * STEP_NANOS;
+        let body = gzip(&profile.encode_to_vec())?;
+        received_gz += body.len() as u64;
+        let options = IngestOptions {
+            received_ms: profile.time_nanos / 1_000_000,
+            ..IngestOptions::now()
+        };
+        let start = Instant::now();
+        let summary = ingest(&store, &body, &labels, &options)?;
+        ingest_time += start.elapsed();
+        rows += summary.profile_types.iter().map(|t| t.samples).sum::<u64>();
+    }
+    let before_flush = store.sizes();
+    store.flush()?;
+    let after_flush = store.sizes();
+    let components = vec![
+        component(
+            "parquet (parts/)",
+            after_flush.parquet_bytes,
+            &data.path().join("parts"),
+        )?,
+        component(
+            "sled (meta/)",
+            after_flush.sled_bytes,
+            &data.path().join("meta"),
+        )?,
+        component(
+            "wal (wal/)",
+            after_flush.wal_bytes,
+            &data.path().join("wal"),
+        )?,
+    ];
+    Ok(Hour {
+        received_gz,
+        pprof_samples: (profile.sample.len() * HOUR_COPIES) as u64,
+        rows,
+        ingest_time,
+        before_flush,
+        after_flush,
+        components,
+    })
+}
+
+fn component(name: &'static str, counted: u64, dir: &Path) -> Result<Component> {
+    let (apparent, allocated) = walk(dir)?;
+    Ok(Component {
+        name,
+        counted,
+        apparent,
+        allocated,
+    })
+}
+
+/// (apparent bytes, allocated bytes) of every file under `dir`.
+fn walk(dir: &Path) -> Result<(u64, u64)> {
+    let (mut apparent, mut allocated) = (0, 0);
+    if !dir.exists() {
+        return Ok((0, 0));
+    }
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            let (a, b) = walk(&entry.path())?;
+            apparent += a;
+            allocated += b;
+        } else {
+            apparent += meta.len();
+            allocated += meta.blocks() * 512;
+        }
+    }
+    Ok((apparent, allocated))
+}
+
+fn print_hour(name: &str, hour: &Hour) {
+    println!();
+    println!(
+        "   {name}: {} pprof samples -> {} rows stored; {:.3} MB gzipped received; ingest {:.2} s ({:.1} ms/ingest)",
+        hour.pprof_samples,
+        hour.rows,
+        hour.received_gz as f64 / MB,
+        hour.ingest_time.as_secs_f64(),
+        hour.ingest_time.as_secs_f64() * 1e3 / HOUR_COPIES as f64
+    );
+    println!(
+        "   before flush: wal {} B, sled {} B, head {} rows; after flush: {} part(s), head {} rows",
+        hour.before_flush.wal_bytes,
+        hour.before_flush.sled_bytes,
+        hour.before_flush.head_rows,
+        hour.after_flush.parts,
+        hour.after_flush.head_rows
+    );
+    println!(
+        "   {:<18} {:>14} {:>14} {:>14} {:>10} {:>10} {:>12}",
+        "after flush", "sizes() B", "walk B", "allocated B", "B/row", "B/sample", "/ gz recv"
+    );
+    let mut total = Component {
+        name: "total",
+        counted: 0,
+        apparent: 0,
+        allocated: 0,
+    };
+    for c in &hour.components {
+        print_component(c, hour);
+        total.counted += c.counted;
+        total.apparent += c.apparent;
+        total.allocated += c.allocated;
+    }
+    print_component(&total, hour);
+}
+
+/// Per-row, per-sample and relative figures use the walked (apparent) bytes.
+fn print_component(c: &Component, hour: &Hour) {
+    println!(
+        "   {:<18} {:>14} {:>14} {:>14} {:>10.2} {:>10.2} {:>12.3}",
+        c.name,
+        c.counted,
+        c.apparent,
+        c.allocated,
+        c.apparent as f64 / hour.rows as f64,
+        c.apparent as f64 / hour.pprof_samples as f64,
+        c.apparent as f64 / hour.received_gz as f64
+    );
+}
+
+// ----- 3. peak RSS -----
+
+/// Peak resident set size per phase, from /proc/self/status.
+struct PeakRss {
+    /// Whether writing "5" to /proc/self/clear_refs resets VmHWM (per-phase peaks).
+    resettable: bool,
+    phases: Vec<(&'static str, Option<u64>, Option<u64>)>,
+}
+
+impl PeakRss {
+    fn new() -> Self {
+        PeakRss {
+            resettable: reset_hwm(),
+            phases: Vec::new(),
+        }
+    }
+
+    /// Records the peak since the last phase, then resets it.
+    fn phase(&mut self, name: &'static str) {
+        self.phases
+            .push((name, status_kib("VmHWM:"), status_kib("VmRSS:")));
+        self.resettable &= reset_hwm();
+    }
+
+    fn print(&self) {
+        let scope = if self.resettable {
+            "peak of each phase (VmHWM reset between phases)"
+        } else {
+            "peak so far (VmHWM could not be reset)"
+        };
+        println!("3. Peak RSS: {scope}");
+        println!(
+            "   {:<40} {:>12} {:>14}",
+            "phase", "VmHWM MiB", "VmRSS after"
+        );
+        for (name, hwm, rss) in &self.phases {
+            println!("   {:<40} {:>12} {:>14}", name, mib(*hwm), mib(*rss));
+        }
+    }
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(
+        || "n/a".to_owned(),
+        |k| format!("{:.1}", k as f64 * 1024.0 / MIB),
+    )
+}
+
+fn status_kib(field: &str) -> Option<u64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn reset_hwm() -> bool {
+    fs::write("/proc/self/clear_refs", "5").is_ok()
+}
