@@ -6,14 +6,15 @@
 //!    profile `expected.json` marks valid in `shared/testdata/pprof`, the whole set repeated
 //!    until at least 3 s have passed, into a fresh store. Printed beside the bound: gunzip +
 //!    decode + validate alone of the same bodies. Run with the store on the real disk (one
-//!    fsync per ingest) and on tmpfs (fsync ≈ free), next to the raw latency of small fsyncs
-//!    on both, to show how much of an ingest is the fsync.
+//!    fsync per ingest) and on tmpfs (fsync ≈ free), each next to the raw latency of small
+//!    fsyncs on that file system, to show how much of an ingest is the fsync.
 //! 2. Disk per sample: one target for an hour — a Go CPU profile ingested 360 times with
 //!    `time_nanos` 10 s apart (decoded, re-stamped, re-encoded, re-gzipped), then flushed to
 //!    Parquet. Bytes on disk (Parquet, sled, WAL; the store's own count and a walk of the data
 //!    directory) per stored row and relative to the gzipped bytes received. Repeated for a
 //!    heavy Go CPU profile.
-//! 3. Peak RSS (VmHWM) of each phase (reset between phases via /proc/self/clear_refs).
+//! 3. Peak RSS: each measurement runs in its own process (this binary re-run with
+//!    `--phase <name>`) and reports its VmHWM, so each peak belongs to that phase alone.
 //!
 //! Run: `CARGO_TARGET_DIR=/tmp/target-bench cargo bench -p backend --bench ingest`
 
@@ -25,6 +26,7 @@ use std::{
     io::{Read as _, Write as _},
     os::unix::fs::MetadataExt as _,
     path::Path,
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -50,7 +52,6 @@ const STEP_NANOS: i64 = 10_000_000_000;
 /// The realistic 10 s Go CPU profile, then the heavy one.
 const HOUR_PROFILES: [&str; 2] = ["pyroscope__go.cpu.labels.pprof", "gdu__default.pgo"];
 const MB: f64 = 1e6;
-const MIB: f64 = 1024.0 * 1024.0;
 
 fn main() -> Result<()> {
     let dir = Path::new(PPROF_DIR);
@@ -61,13 +62,95 @@ fn main() -> Result<()> {
         );
         return Ok(());
     }
-    let mut rss = PeakRss::new();
+    match phase_arg() {
+        Some(phase) => run_phase(&phase, dir),
+        None => run_all(dir),
+    }
+}
+
+// ----- phases: the parent runs each in a child process -----
+
+/// `--phase <name>`: this process is a child running one measurement.
+fn phase_arg() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|a| a == "--phase")?;
+    args.get(at + 1).cloned()
+}
+
+/// What a child printed: table rows, notes, and its peak RSS.
+#[derive(Default)]
+struct ChildOutput {
+    rows: Vec<String>,
+    notes: Vec<String>,
+    peak_kib: Option<u64>,
+}
+
+/// Children tag each stdout line: `row\t…`, `note\t…` or `rss\t<VmHWM kB>`.
+fn row(text: &str) {
+    println!("row\t{text}");
+}
+
+fn note(text: &str) {
+    println!("note\t{text}");
+}
+
+fn run_child(phase: &str) -> Result<ChildOutput> {
+    let output = Command::new(std::env::current_exe()?)
+        .args(["--phase", phase])
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running phase {phase}"))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "phase {phase} failed ({})",
+        output.status
+    );
+    let mut out = ChildOutput::default();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        match line.split_once('\t') {
+            Some(("row", text)) => out.rows.push(text.to_owned()),
+            Some(("rss", kib)) => out.peak_kib = kib.parse().ok(),
+            Some(("note", text)) => out.notes.push(text.to_owned()),
+            _ => out.notes.push(line.to_owned()),
+        }
+    }
+    Ok(out)
+}
+
+/// Child side: one measurement, then its peak RSS.
+fn run_phase(phase: &str, dir: &Path) -> Result<()> {
+    match phase {
+        "load" => _ = black_box(Corpus::load(dir)?),
+        "bound" => row(&run_bound(&Corpus::load(dir)?)?.format()),
+        "disk" => end_to_end_phase(&Corpus::load(dir)?, &std::env::temp_dir(), "disk")?,
+        "tmpfs" => end_to_end_phase(&Corpus::load(dir)?, Path::new(TMPFS), "tmpfs")?,
+        other => {
+            let name = other
+                .strip_prefix("hour")
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| HOUR_PROFILES.get(i))
+                .with_context(|| format!("unknown phase {other:?}"))?;
+            hour_phase(dir, name)?;
+        }
+    }
+    println!(
+        "rss\t{}",
+        status_kib("VmHWM:").map_or_else(String::new, |k| k.to_string())
+    );
+    Ok(())
+}
+
+/// Parent side: runs every phase and prints the report.
+fn run_all(dir: &Path) -> Result<()> {
     let corpus = Corpus::load(dir)?;
-    rss.phase("load + decode the corpus");
     print_corpus(&corpus);
-    throughput_section(&corpus, &mut rss)?;
-    disk_section(dir, &mut rss)?;
-    rss.print();
+    let mut peaks = vec![(
+        "load + decode the corpus only".to_owned(),
+        run_child("load")?.peak_kib,
+    )];
+    throughput_section(&mut peaks)?;
+    disk_section(dir, &mut peaks)?;
+    print_peaks(&peaks);
     Ok(())
 }
 
@@ -84,6 +167,7 @@ struct Body {
 /// Every valid real profile, in name order.
 struct Corpus {
     bodies: Vec<Body>,
+    skipped: Vec<String>,
 }
 
 impl Corpus {
@@ -93,17 +177,20 @@ impl Corpus {
         let entries = expected
             .as_object()
             .context("expected.json is not an object")?;
-        let mut bodies = Vec::new();
+        let mut corpus = Corpus {
+            bodies: Vec::new(),
+            skipped: Vec::new(),
+        };
         for (name, entry) in entries {
             if entry["valid"] != serde_json::Value::Bool(true) {
                 continue;
             }
             match Body::load(&dir.join(name), name) {
-                Ok(body) => bodies.push(body),
-                Err(e) => println!("skipping {name}: {e:#}"),
+                Ok(body) => corpus.bodies.push(body),
+                Err(e) => corpus.skipped.push(format!("{name}: {e:#}")),
             }
         }
-        Ok(Corpus { bodies })
+        Ok(corpus)
     }
 
     fn uncompressed(&self) -> usize {
@@ -137,7 +224,7 @@ impl Body {
         })
     }
 
-    /// Fixed series labels: the same every pass, so repeated passes are steady state.
+    /// Fixed series labels: the same every pass, so passes after the first are steady state.
     fn labels(&self) -> Labels {
         [
             ("__name__", "ingest_bench"),
@@ -164,12 +251,15 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
 fn print_corpus(corpus: &Corpus) {
     println!("Cinder ingest benchmark");
     println!(
-        "corpus: {} valid real profiles from {PPROF_DIR}: {:.3} MB as sent (gzip or raw), {:.3} MB uncompressed, {} pprof samples",
+        "corpus: {} valid real profiles in {PPROF_DIR}: {:.3} MB as sent (gzip or raw), {:.3} MB uncompressed, {} pprof samples",
         corpus.bodies.len(),
         corpus.received() as f64 / MB,
         corpus.uncompressed() as f64 / MB,
         corpus.samples(),
     );
+    for skipped in &corpus.skipped {
+        println!("skipped {skipped}");
+    }
     println!();
 }
 
@@ -194,7 +284,7 @@ impl Run {
 
     fn print_header() {
         println!(
-            "{:<44} {:>6} {:>8} {:>9} {:>7} {:>8} {:>10} {:>10} {:>8} {:>10}",
+            "{:<40} {:>6} {:>7} {:>7} {:>6} {:>7} {:>8} {:>7} {:>9} {:>7} {:>9}",
             "variant",
             "passes",
             "ingests",
@@ -202,13 +292,14 @@ impl Run {
             "secs",
             "MB/s",
             "1st pass",
+            "steady",
             "ns/sample",
             "ns/row",
             "µs/ingest"
         );
     }
 
-    fn print(&self) {
+    fn format(&self) -> String {
         let samples = (self.samples_per_pass * self.passes) as f64;
         let ns = self.elapsed.as_nanos() as f64;
         let per_row = if self.rows == 0 {
@@ -216,8 +307,16 @@ impl Run {
         } else {
             format!("{:.0}", ns / self.rows as f64)
         };
-        println!(
-            "{:<44} {:>6} {:>8} {:>9.1} {:>7.2} {:>8.1} {:>10.1} {:>10.0} {:>8} {:>10.0}",
+        let steady = if self.passes < 2 {
+            "-".to_owned()
+        } else {
+            format!(
+                "{:.1}",
+                self.mb_per_s(self.elapsed - self.first_pass, self.passes - 1)
+            )
+        };
+        format!(
+            "{:<40} {:>6} {:>7} {:>7.1} {:>6.2} {:>7.1} {:>8.1} {:>7} {:>9.0} {:>7} {:>9.0}",
             self.label,
             self.passes,
             self.ingests,
@@ -225,10 +324,11 @@ impl Run {
             self.elapsed.as_secs_f64(),
             self.mb_per_s(self.elapsed, self.passes),
             self.mb_per_s(self.first_pass, 1),
+            steady,
             ns / samples,
             per_row,
             ns / 1e3 / self.ingests as f64,
-        );
+        )
     }
 }
 
@@ -317,6 +417,35 @@ fn run_end_to_end(label: &str, corpus: &Corpus, parent: &Path) -> Result<(Run, F
     Ok((run, flushes))
 }
 
+/// Child: one end-to-end variant, its flushes, and the fsync latency of its file system.
+fn end_to_end_phase(corpus: &Corpus, parent: &Path, which: &str) -> Result<()> {
+    let label = format!("end to end, store on {which} ({})", parent.display());
+    let (run, flushes) = run_end_to_end(&label, corpus, parent)?;
+    row(&run.format());
+    note(&format!(
+        "{which}: head flushed to Parquet {} time(s) between passes when due (flush_rows {}), {:.2} s, not in the timings",
+        flushes.count,
+        StoreOptions::default().flush_rows,
+        flushes.time.as_secs_f64()
+    ));
+    let fsync = fsync_latency(parent)?;
+    note(&format!(
+        "{which}: raw 4 KiB append + fdatasync x{FSYNC_PROBES}: median {:.1} µs, p90 {:.1} µs, mean {:.1} µs",
+        micros(fsync.median),
+        micros(fsync.p90),
+        micros(fsync.mean)
+    ));
+    let fsync_secs = fsync.median.as_secs_f64() * run.ingests as f64;
+    note(&format!(
+        "{which}: {} ingests x median fsync = {:.2} s ~ {:.0}% of the {:.2} s timed (one WAL fsync per ingest)",
+        run.ingests,
+        fsync_secs,
+        100.0 * fsync_secs / run.elapsed.as_secs_f64(),
+        run.elapsed.as_secs_f64()
+    ));
+    Ok(())
+}
+
 /// Latency of appending 4 KiB to a file and `fdatasync`-ing it, as the WAL does.
 struct FsyncLatency {
     median: Duration,
@@ -347,96 +476,46 @@ fn fsync_latency(parent: &Path) -> Result<FsyncLatency> {
     })
 }
 
-fn throughput_section(corpus: &Corpus, rss: &mut PeakRss) -> Result<()> {
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn throughput_section(peaks: &mut Vec<(String, Option<u64>)>) -> Result<()> {
     println!(
         "1. Throughput (MB = 10^6 bytes of uncompressed pprof; the whole set repeated for >= {} s per variant)",
         MIN_RUN.as_secs()
     );
     println!(
-        "   labels fixed per profile: {{__name__=\"ingest_bench\", job=\"bench\", instance=<file name>}}, so passes after the first"
+        "   labels fixed per profile: {{__name__=\"ingest_bench\", job=\"bench\", instance=<file name>}}, so pass 1 stores all"
     );
     println!(
-        "   find all metadata known (steady state); received_ms = now, but all profiles except 3 carry their own time_nanos."
+        "   metadata and later passes find it known (steady state). received_ms = now; all but 3 profiles carry their own time_nanos."
     );
     println!(
-        "   ns/sample = per pprof Sample message; ns/row = per stored (sample, non-zero value) row; \"1st pass\" = MB/s of pass 1 alone."
+        "   1st pass / steady = MB/s of pass 1 / of the later passes; ns/sample per pprof Sample; ns/row per stored row (sample x non-zero value)."
     );
     println!();
     Run::print_header();
-    let bound = run_bound(corpus)?;
-    bound.print();
-    rss.phase("1a. bound (decode + validate)");
-    let disk_dir = std::env::temp_dir();
-    let (disk, disk_flushes) = run_end_to_end(
-        &format!("end to end, store on disk ({})", disk_dir.display()),
-        corpus,
-        &disk_dir,
-    )?;
-    disk.print();
-    rss.phase("1b. end to end, disk");
-    let tmpfs = Path::new(TMPFS);
-    let tmpfs_run = if tmpfs.is_dir() {
-        let (run, flushes) = run_end_to_end(
-            &format!("end to end, store on tmpfs ({TMPFS})"),
-            corpus,
-            tmpfs,
-        )?;
-        run.print();
-        rss.phase("1c. end to end, tmpfs");
-        Some((run, flushes))
+    let mut notes = Vec::new();
+    let mut phases = vec![
+        ("bound", "1a. bound: gunzip + decode + validate"),
+        ("disk", "1b. end to end, store on disk"),
+    ];
+    if Path::new(TMPFS).is_dir() {
+        phases.push(("tmpfs", "1c. end to end, store on tmpfs"));
     } else {
-        println!("(no {TMPFS}: tmpfs variant skipped)");
-        None
-    };
-    println!();
-    print_flushes("disk", &disk_flushes);
-    if let Some((_, flushes)) = &tmpfs_run {
-        print_flushes("tmpfs", flushes);
+        notes.push(format!("no {TMPFS}: the tmpfs variant is skipped"));
     }
-    print_fsync_share(&disk, &disk_dir, tmpfs_run.is_some().then_some(tmpfs))?;
+    for (phase, title) in phases {
+        let out = run_child(phase)?;
+        out.rows.iter().for_each(|r| println!("{r}"));
+        notes.extend(out.notes);
+        peaks.push((title.to_owned(), out.peak_kib));
+    }
+    println!();
+    notes.iter().for_each(|n| println!("   {n}"));
     println!();
     Ok(())
-}
-
-fn print_flushes(which: &str, flushes: &Flushes) {
-    println!(
-        "   {which}: head flushed to Parquet {} time(s) between passes when due (flush_rows {}), {:.2} s, not in the timings above",
-        flushes.count,
-        StoreOptions::default().flush_rows,
-        flushes.time.as_secs_f64()
-    );
-}
-
-fn print_fsync_share(disk: &Run, disk_dir: &Path, tmpfs: Option<&Path>) -> Result<()> {
-    let on_disk = fsync_latency(disk_dir)?;
-    println!(
-        "   raw fsync, 4 KiB append + fdatasync x{FSYNC_PROBES}: disk median {:.0} µs, p90 {:.0} µs, mean {:.0} µs",
-        micros(on_disk.median),
-        micros(on_disk.p90),
-        micros(on_disk.mean)
-    );
-    if let Some(dir) = tmpfs {
-        let on_tmpfs = fsync_latency(dir)?;
-        println!(
-            "   raw fsync, 4 KiB append + fdatasync x{FSYNC_PROBES}: tmpfs median {:.1} µs, p90 {:.1} µs, mean {:.1} µs",
-            micros(on_tmpfs.median),
-            micros(on_tmpfs.p90),
-            micros(on_tmpfs.mean)
-        );
-    }
-    let fsync_time = on_disk.median.as_secs_f64() * disk.ingests as f64;
-    println!(
-        "   disk end to end: {} ingests x median fsync = {:.2} s ~ {:.0}% of its {:.2} s (one WAL fsync per ingest)",
-        disk.ingests,
-        fsync_time,
-        100.0 * fsync_time / disk.elapsed.as_secs_f64(),
-        disk.elapsed.as_secs_f64()
-    );
-    Ok(())
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
 }
 
 // ----- 2. disk per sample -----
@@ -460,28 +539,66 @@ struct Hour {
     components: Vec<Component>,
 }
 
-fn disk_section(dir: &Path, rss: &mut PeakRss) -> Result<()> {
+fn disk_section(dir: &Path, peaks: &mut Vec<(String, Option<u64>)>) -> Result<()> {
     println!(
-        "2. Disk per sample: one target for an hour = {HOUR_COPIES} ingests of one Go CPU profile, time_nanos rewritten to base + i*10 s"
+        "2. Disk per sample: one target for an hour = {HOUR_COPIES} ingests of one Go CPU profile, time_nanos = base + i*10 s"
     );
     println!(
-        "   (decoded, re-stamped, re-encoded, gzipped at level 6), fresh store on disk, fixed labels, then one store.flush()."
+        "   (decoded, re-stamped, re-encoded, gzipped at level 6); fresh store on disk; fixed labels; then one store.flush()."
     );
-    for name in HOUR_PROFILES {
-        let path = dir.join(name);
-        if !path.is_file() {
+    println!(
+        "   B/row and B/sample use the walked bytes; \"/ gz recv\" = bytes on disk / gzipped bytes received."
+    );
+    for (i, name) in HOUR_PROFILES.iter().enumerate() {
+        if !dir.join(name).is_file() {
             println!("   {name}: missing, skipped");
             continue;
         }
-        let hour = ingest_hour(&path)?;
-        print_hour(name, &hour);
-        rss.phase(if name == HOUR_PROFILES[0] {
-            "2a. hour of a 10 s Go CPU profile"
-        } else {
-            "2b. hour of the heavy profile"
-        });
+        let out = run_child(&format!("hour{i}"))?;
+        println!();
+        out.notes.iter().for_each(|n| println!("   {n}"));
+        peaks.push((format!("2{}. hour of {name}", ['a', 'b'][i]), out.peak_kib));
     }
     println!();
+    Ok(())
+}
+
+/// Child: an hour of one target, reported as notes.
+fn hour_phase(dir: &Path, name: &str) -> Result<()> {
+    let hour = ingest_hour(&dir.join(name))?;
+    note(&format!(
+        "{name}: {} pprof samples -> {} rows stored; {:.3} MB gzipped received; ingest {:.2} s ({:.1} ms/ingest)",
+        hour.pprof_samples,
+        hour.rows,
+        hour.received_gz as f64 / MB,
+        hour.ingest_time.as_secs_f64(),
+        hour.ingest_time.as_secs_f64() * 1e3 / HOUR_COPIES as f64
+    ));
+    note(&format!(
+        "before flush: wal {} B, sled {} B, head {} rows; after flush: {} part(s), head {} rows",
+        hour.before_flush.wal_bytes,
+        hour.before_flush.sled_bytes,
+        hour.before_flush.head_rows,
+        hour.after_flush.parts,
+        hour.after_flush.head_rows
+    ));
+    note(&format!(
+        "{:<18} {:>12} {:>12} {:>12} {:>8} {:>9} {:>10}",
+        "after flush", "sizes() B", "walk B", "allocated B", "B/row", "B/sample", "/ gz recv"
+    ));
+    let mut total = Component {
+        name: "total",
+        counted: 0,
+        apparent: 0,
+        allocated: 0,
+    };
+    for c in &hour.components {
+        note(&format_component(c, &hour));
+        total.counted += c.counted;
+        total.apparent += c.apparent;
+        total.allocated += c.allocated;
+    }
+    note(&format_component(&total, &hour));
     Ok(())
 }
 
@@ -577,47 +694,9 @@ fn walk(dir: &Path) -> Result<(u64, u64)> {
     Ok((apparent, allocated))
 }
 
-fn print_hour(name: &str, hour: &Hour) {
-    println!();
-    println!(
-        "   {name}: {} pprof samples -> {} rows stored; {:.3} MB gzipped received; ingest {:.2} s ({:.1} ms/ingest)",
-        hour.pprof_samples,
-        hour.rows,
-        hour.received_gz as f64 / MB,
-        hour.ingest_time.as_secs_f64(),
-        hour.ingest_time.as_secs_f64() * 1e3 / HOUR_COPIES as f64
-    );
-    println!(
-        "   before flush: wal {} B, sled {} B, head {} rows; after flush: {} part(s), head {} rows",
-        hour.before_flush.wal_bytes,
-        hour.before_flush.sled_bytes,
-        hour.before_flush.head_rows,
-        hour.after_flush.parts,
-        hour.after_flush.head_rows
-    );
-    println!(
-        "   {:<18} {:>14} {:>14} {:>14} {:>10} {:>10} {:>12}",
-        "after flush", "sizes() B", "walk B", "allocated B", "B/row", "B/sample", "/ gz recv"
-    );
-    let mut total = Component {
-        name: "total",
-        counted: 0,
-        apparent: 0,
-        allocated: 0,
-    };
-    for c in &hour.components {
-        print_component(c, hour);
-        total.counted += c.counted;
-        total.apparent += c.apparent;
-        total.allocated += c.allocated;
-    }
-    print_component(&total, hour);
-}
-
-/// Per-row, per-sample and relative figures use the walked (apparent) bytes.
-fn print_component(c: &Component, hour: &Hour) {
-    println!(
-        "   {:<18} {:>14} {:>14} {:>14} {:>10.2} {:>10.2} {:>12.3}",
+fn format_component(c: &Component, hour: &Hour) -> String {
+    format!(
+        "{:<18} {:>12} {:>12} {:>12} {:>8.2} {:>9.2} {:>10.3}",
         c.name,
         c.counted,
         c.apparent,
@@ -625,57 +704,23 @@ fn print_component(c: &Component, hour: &Hour) {
         c.apparent as f64 / hour.rows as f64,
         c.apparent as f64 / hour.pprof_samples as f64,
         c.apparent as f64 / hour.received_gz as f64
-    );
+    )
 }
 
 // ----- 3. peak RSS -----
 
-/// Peak resident set size per phase, from /proc/self/status.
-struct PeakRss {
-    /// Whether writing "5" to /proc/self/clear_refs resets VmHWM (per-phase peaks).
-    resettable: bool,
-    phases: Vec<(&'static str, Option<u64>, Option<u64>)>,
-}
-
-impl PeakRss {
-    fn new() -> Self {
-        PeakRss {
-            resettable: reset_hwm(),
-            phases: Vec::new(),
-        }
-    }
-
-    /// Records the peak since the last phase, then resets it.
-    fn phase(&mut self, name: &'static str) {
-        self.phases
-            .push((name, status_kib("VmHWM:"), status_kib("VmRSS:")));
-        self.resettable &= reset_hwm();
-    }
-
-    fn print(&self) {
-        let scope = if self.resettable {
-            "peak of each phase (VmHWM reset between phases)"
-        } else {
-            "peak so far (VmHWM could not be reset)"
-        };
-        println!("3. Peak RSS: {scope}");
-        println!(
-            "   {:<40} {:>12} {:>14}",
-            "phase", "VmHWM MiB", "VmRSS after"
-        );
-        for (name, hwm, rss) in &self.phases {
-            println!("   {:<40} {:>12} {:>14}", name, mib(*hwm), mib(*rss));
-        }
+fn print_peaks(peaks: &[(String, Option<u64>)]) {
+    println!(
+        "3. Peak RSS (VmHWM of the process that ran each phase alone; includes loading the corpus)"
+    );
+    println!("   {:<48} {:>10}", "phase", "MiB");
+    for (name, kib) in peaks {
+        let mib = kib.map_or_else(|| "n/a".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
+        println!("   {name:<48} {mib:>10}");
     }
 }
 
-fn mib(kib: Option<u64>) -> String {
-    kib.map_or_else(
-        || "n/a".to_owned(),
-        |k| format!("{:.1}", k as f64 * 1024.0 / MIB),
-    )
-}
-
+/// A `kB` field of /proc/self/status.
 fn status_kib(field: &str) -> Option<u64> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -685,8 +730,4 @@ fn status_kib(field: &str) -> Option<u64> {
         .trim()
         .parse()
         .ok()
-}
-
-fn reset_hwm() -> bool {
-    fs::write("/proc/self/clear_refs", "5").is_ok()
 }

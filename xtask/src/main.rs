@@ -8,6 +8,8 @@
 //! at the version in Cargo.lock, Chromium and chromedriver, Go, wasm-opt), idempotently and
 //! quietly when it is already there.
 
+#![allow(clippy::print_stdout)] // a command-line tool: stdout is its output
+
 use std::{
     env,
     ffi::OsStr,
@@ -84,7 +86,42 @@ fn test(args: &[String]) -> Result<()> {
         // In this command the browser, Go and the shared test data are part of the suite:
         // tests that would skip without them must fail instead.
         .env("CINDER_E2E_REQUIRE", "1");
-    status(&mut cmd)
+    run_counting_tests(&mut cmd)
+}
+
+/// Runs `cargo test`, passing its output through, and ends with one line that adds up
+/// every test binary's `test result:` (the last binaries are doc-tests, often empty).
+fn run_counting_tests(cmd: &mut Command) -> Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {cmd:?}"))?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(child.stdout.take().expect("piped stdout")).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count_before(rest, " passed");
+            failed += count_before(rest, " failed");
+        }
+    }
+    let status = child.wait()?;
+    println!("summary: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("the test suite failed ({status})");
+    }
+    Ok(())
+}
+
+/// In `ok. 12 passed; 0 failed; …`, the number before `word`.
+fn count_before(text: &str, word: &str) -> u64 {
+    let Some(end) = text.find(word) else { return 0 };
+    text[..end]
+        .rsplit(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn dist() -> Result<()> {

@@ -363,7 +363,7 @@ pub(crate) async fn query(
 }
 
 /// Default node budget of a flame graph answer.
-pub const DEFAULT_MAX_NODES: usize = 8192;
+pub(crate) const DEFAULT_MAX_NODES: usize = 8192;
 
 /// The top table.
 #[derive(Debug, Serialize)]

@@ -51,10 +51,6 @@ impl<'a> Reader<'a> {
         Reader { buf }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-
     pub(crate) fn u8(&mut self) -> Option<u8> {
         let (&b, rest) = self.buf.split_first()?;
         self.buf = rest;
@@ -120,7 +116,6 @@ mod tests {
         }
         assert_eq!(r.str(), Some("héllo"));
         assert_eq!(r.u64(), Some(42));
-        assert!(r.is_empty());
         assert_eq!(r.u8(), None);
     }
 
