@@ -250,7 +250,7 @@ impl<'a> Normalizer<'a> {
             if slot.is_empty() {
                 *slot = cols
             } else {
-                append_columns(slot, &cols)
+                slot.append(&cols)
             }
         }
         (self.batch, summary)
@@ -305,19 +305,6 @@ impl<'a> Normalizer<'a> {
         let id = self.batch.meta.series(&self.store.meta, &labels);
         self.label_series.insert(key, id);
         id
-    }
-}
-
-fn append_columns(into: &mut Columns, from: &Columns) {
-    for i in 0..from.len() {
-        into.push(
-            from.series[i],
-            from.stack[i],
-            from.timestamp[i],
-            from.value[i],
-            from.duration[i],
-            from.period[i],
-        );
     }
 }
 

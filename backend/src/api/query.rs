@@ -297,27 +297,18 @@ async fn read_request(store: &Store, p: &Params) -> Result<ProfileRequest, ApiEr
 
 /// Diff rows: value from B (the comparison), baseline from A.
 fn combine_diff(a: &[StackValue], b: &[StackValue]) -> Vec<StackValue> {
-    let mut by_stack: BTreeMap<u64, StackValue> = BTreeMap::new();
-    for s in a {
-        by_stack
-            .entry(s.stack)
-            .or_insert(StackValue {
-                stack: s.stack,
-                value: 0,
-                baseline: 0,
-            })
-            .baseline += s.value;
+    fn slot(map: &mut BTreeMap<u64, StackValue>, stack: u64) -> &mut StackValue {
+        map.entry(stack).or_insert(StackValue {
+            stack,
+            value: 0,
+            baseline: 0,
+        })
     }
-    for s in b {
-        by_stack
-            .entry(s.stack)
-            .or_insert(StackValue {
-                stack: s.stack,
-                value: 0,
-                baseline: 0,
-            })
-            .value += s.value;
-    }
+    let mut by_stack = BTreeMap::new();
+    a.iter()
+        .for_each(|s| slot(&mut by_stack, s.stack).baseline += s.value);
+    b.iter()
+        .for_each(|s| slot(&mut by_stack, s.stack).value += s.value);
     by_stack.into_values().collect()
 }
 

@@ -103,7 +103,8 @@ impl Columns {
         self.series.is_empty()
     }
 
-    fn append(&mut self, other: &Columns) {
+    /// Appends all rows of `other`.
+    pub fn append(&mut self, other: &Columns) {
         self.series.extend_from_slice(&other.series);
         self.stack.extend_from_slice(&other.stack);
         self.timestamp.extend_from_slice(&other.timestamp);

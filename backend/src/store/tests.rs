@@ -31,31 +31,21 @@ fn batch(store: &Store, job: &str, ts: i64, n: u64) -> WriteBatch {
 
 fn total(store: &Store) -> (usize, i64) {
     let snap = store.snapshot(TYPE, i64::MIN, i64::MAX);
-    let mut sum = 0;
-    let mut rows = 0;
-    for b in &snap.batches {
-        let v = b
-            .column(3)
-            .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .unwrap();
-        sum += v.values().iter().sum::<i64>();
-        rows += b.num_rows();
-    }
-    for p in &snap.parts {
-        for (_, batches) in table::read_part(p).unwrap() {
-            for b in batches {
-                let v = b
-                    .column(3)
-                    .as_any()
-                    .downcast_ref::<arrow::array::Int64Array>()
-                    .unwrap();
-                sum += v.values().iter().sum::<i64>();
-                rows += b.num_rows();
-            }
-        }
-    }
-    (rows, sum)
+    let from_parts = snap
+        .parts
+        .iter()
+        .flat_map(|p| table::read_part(p).unwrap().into_values().flatten());
+    snap.batches
+        .into_iter()
+        .chain(from_parts)
+        .fold((0, 0), |(rows, sum), b| {
+            let v = b
+                .column(3)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .unwrap();
+            (rows + b.num_rows(), sum + v.values().iter().sum::<i64>())
+        })
 }
 
 #[test]
