@@ -9,3 +9,4 @@ pub mod flame;
 pub mod labels;
 pub mod query;
 pub mod units;
+pub mod view;
