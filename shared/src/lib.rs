@@ -4,6 +4,7 @@
 //! This crate is pure: no I/O, no async runtime, no UI framework. It builds for the
 //! native target and for `wasm32-unknown-unknown`.
 
+pub mod chart;
 pub mod duration;
 pub mod flame;
 pub mod labels;

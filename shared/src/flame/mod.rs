@@ -11,7 +11,8 @@
 //! 4. [`layout`] turns the tree into [`Rect`]s for a canvas at a given zoom, and
 //!    [`hit_test`] finds the node under the pointer.
 //! 5. [`search`], [`focus_path`], [`top`], [`diff_ratio`], [`color_for`] and [`diff_color`]
-//!    serve the rest of the UI.
+//!    serve the rest of the UI; [`node_path`]/[`find_path`] name a node in a link and
+//!    [`NodeInfo`] says what its tooltip shows.
 //!
 //! Nothing here does I/O; everything builds for native targets and `wasm32-unknown-unknown`.
 
@@ -21,6 +22,7 @@ mod filter;
 mod hash;
 mod layout;
 mod model;
+mod path;
 mod search;
 mod text;
 mod top;
@@ -35,6 +37,7 @@ pub use diff::{diff_delta, diff_ratio};
 pub use filter::{FilteredStack, FilteredStacks, StackFilter};
 pub use layout::{Rect, hit_test, layout};
 pub use model::{Frame, Stack, StackSet};
+pub use path::{NodeInfo, find_path, node_path};
 pub use search::{SearchResult, focus_path, search};
 pub use top::{TopRow, top};
 pub use tree::{FlameTree, Node, OTHER_NAME, ROOT, ROOT_NAME, TreeOptions};
