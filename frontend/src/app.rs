@@ -6,11 +6,15 @@ use leptos_router::{
     path,
 };
 
-use crate::{pages, theme::ThemeToggle};
+use crate::{
+    pages,
+    theme::{ThemeToggle, provide_theme},
+};
 
 /// The root component mounted on `<body>`.
 #[component]
 pub fn App() -> impl IntoView {
+    provide_theme();
     view! {
         <Router>
             <header class="shell-header" data-testid="shell-header">
@@ -27,9 +31,9 @@ pub fn App() -> impl IntoView {
             </header>
             <main class="shell-main">
                 <Routes fallback=pages::NotFound>
-                    <Route path=path!("/") view=pages::Explore/>
-                    <Route path=path!("/compare") view=pages::Compare/>
-                    <Route path=path!("/targets") view=pages::Targets/>
+                    <Route path=path!("/") view=pages::explore::Explore/>
+                    <Route path=path!("/compare") view=pages::compare::Compare/>
+                    <Route path=path!("/targets") view=pages::targets::Targets/>
                 </Routes>
             </main>
         </Router>

@@ -32,13 +32,29 @@ fn remember(theme: &str) {
     }
 }
 
-/// A button that flips between light and dark.
-#[component]
-pub fn ThemeToggle() -> impl IntoView {
+/// The current theme, shared through context.
+#[derive(Clone, Copy)]
+struct Theme(RwSignal<String>);
+
+/// Creates the theme state (call once, in the app root) and applies it to `<html>`.
+pub fn provide_theme() {
     let initial = stored_theme()
         .unwrap_or_else(|| if os_prefers_dark() { "dark" } else { "light" }.to_owned());
     let theme = RwSignal::new(initial);
     Effect::new(move |_| apply(&theme.get()));
+    provide_context(Theme(theme));
+}
+
+/// Whether the dark theme is on (canvas drawing needs to know).
+pub fn use_dark() -> Signal<bool> {
+    let Theme(theme) = expect_context();
+    Signal::derive(move || theme.get() == "dark")
+}
+
+/// A button that flips between light and dark.
+#[component]
+pub fn ThemeToggle() -> impl IntoView {
+    let Theme(theme) = expect_context();
     let flip = move |_| {
         let next = if theme.get_untracked() == "dark" {
             "light"

@@ -5,6 +5,7 @@
 //! native target and for `wasm32-unknown-unknown`.
 
 pub mod chart;
+pub mod complete;
 pub mod duration;
 pub mod flame;
 #[cfg(feature = "arrow")]

@@ -1,0 +1,6 @@
+//! Pieces the pages are built from.
+
+pub(crate) mod flame_graph;
+pub(crate) mod metrics_graph;
+pub(crate) mod query_bar;
+pub(crate) mod top_table;

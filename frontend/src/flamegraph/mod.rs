@@ -1,0 +1,93 @@
+//! The flame graph's state between frames: the tree built from the stacks (once per data,
+//! filter or invert change), the layout (once per tree, zoom or width change), search
+//! matches, and the colour of every frame. Drawing is in [`draw`].
+
+pub(crate) mod draw;
+
+use shared::{
+    flame::{
+        FlameTree, ROOT, Rect, SearchResult, StackFilter, TopRow, TreeOptions, color_for,
+        diff_delta, find_path, layout, search, top,
+    },
+    ipc::StacksResponse,
+};
+
+/// Nodes narrower than this many CSS pixels are not laid out (nor their subtrees).
+pub(crate) const MIN_WIDTH_PX: f64 = 0.75;
+
+/// Everything derived from one answer of the query API.
+#[derive(Default)]
+pub(crate) struct Model {
+    /// The tree of the filtered stacks.
+    pub(crate) tree: FlameTree,
+    /// The top table of the filtered stacks.
+    pub(crate) top: Vec<TopRow>,
+    /// Fill colour per frame of `tree`, light and dark theme.
+    pub(crate) colors: [Vec<String>; 2],
+    /// The zoomed node.
+    pub(crate) zoom: u32,
+    /// The visible rects at the current zoom and width.
+    pub(crate) rects: Vec<Rect>,
+    /// The current search's matches.
+    pub(crate) search: SearchResult,
+    /// The largest absolute change of a node (diff colouring by absolute change).
+    pub(crate) max_delta: i64,
+    /// The value unit, e.g. `nanoseconds`.
+    pub(crate) unit: String,
+    /// Whether this is a diff (values are B, baselines A).
+    pub(crate) diff: bool,
+    /// The width laid out, CSS pixels.
+    pub(crate) width: f64,
+}
+
+impl Model {
+    /// Rebuilds the tree and top table of `data` through `filter`.
+    pub(crate) fn rebuild(&mut self, data: &StacksResponse, filter: &StackFilter, invert: bool) {
+        let options = TreeOptions { invert };
+        self.tree = FlameTree::build_filtered(&data.stacks, filter, options);
+        self.top = if filter.is_empty() {
+            top(&data.stacks)
+        } else {
+            top(&filter.apply(&data.stacks))
+        };
+        self.colors = [false, true].map(|dark| {
+            self.tree
+                .frames()
+                .iter()
+                .map(|f| {
+                    let (r, g, b) = color_for(f, dark);
+                    format!("rgb({r},{g},{b})")
+                })
+                .collect()
+        });
+        self.max_delta = self
+            .tree
+            .nodes()
+            .iter()
+            .skip(1)
+            .map(|n| diff_delta(n).saturating_abs())
+            .max()
+            .unwrap_or(0);
+        self.unit = data.meta.unit.clone();
+        self.diff = data.meta.diff;
+        self.rects.clear();
+        self.zoom = ROOT;
+    }
+
+    /// Lays the tree out zoomed on `path` across `width` CSS pixels.
+    pub(crate) fn relayout<S: AsRef<str>>(&mut self, path: &[S], width: f64) {
+        self.zoom = find_path(&self.tree, path);
+        self.width = width;
+        self.rects = layout(&self.tree, Some(self.zoom), width, MIN_WIDTH_PX);
+    }
+
+    /// Marks the nodes matching `term`.
+    pub(crate) fn research(&mut self, term: &str) {
+        self.search = search(&self.tree, term);
+    }
+
+    /// The deepest row laid out.
+    pub(crate) fn max_row(&self) -> u16 {
+        self.rects.last().map_or(0, |r| r.depth)
+    }
+}

@@ -1,0 +1,65 @@
+//! The page's view state lives in the URL: read it as a [`ViewState`], change it by
+//! navigating (pushing for new selections, replacing for zoom and other small steps).
+
+use leptos::prelude::*;
+use leptos_router::{NavigateOptions, hooks::{use_location, use_navigate}};
+use shared::view::ViewState;
+
+/// How a change enters the browser history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum History {
+    /// A new entry: Back returns to the previous view.
+    Push,
+    /// Replace the current entry (zoom steps, toggles, typing).
+    Replace,
+}
+
+/// The view state of the current URL, and a way to change it.
+#[derive(Clone, Copy)]
+pub(crate) struct UrlView {
+    /// The current state.
+    pub(crate) view: Memo<ViewState>,
+    path: Memo<String>,
+}
+
+impl UrlView {
+    /// Reads the state from the current location; call inside a page.
+    pub(crate) fn new() -> Self {
+        let location = use_location();
+        let search = location.search;
+        UrlView {
+            view: Memo::new(move |_| ViewState::from_query(&search.get())),
+            path: location.pathname,
+        }
+    }
+
+    /// The current state, untracked.
+    pub(crate) fn get(&self) -> ViewState {
+        self.view.get_untracked()
+    }
+
+    /// Applies `change` to the state and navigates to the resulting URL.
+    pub(crate) fn update(&self, history: History, change: impl FnOnce(&mut ViewState)) {
+        let mut next = self.get();
+        change(&mut next);
+        if next == self.get() {
+            return;
+        }
+        let query = next.to_query();
+        let path = self.path.get_untracked();
+        let url = if query.is_empty() { path } else { format!("{path}?{query}") };
+        use_navigate()(
+            &url,
+            NavigateOptions {
+                replace: history == History::Replace,
+                scroll: false,
+                ..NavigateOptions::default()
+            },
+        );
+    }
+}
+
+/// The current time in unix ms.
+pub(crate) fn now_ms() -> i64 {
+    js_sys::Date::now() as i64
+}
