@@ -17,7 +17,8 @@ use axum::{
 
 pub use ingest::MAX_BODY_BYTES;
 pub use query::{
-    FlameNode, FlamegraphReport, RangePoint, RangeResponse, RangeSeries, TopReport, TopReportRow,
+    FlameNode, FlamegraphReport, RangePoint, RangeResponse, RangeSeries, StacksReport, TopReport,
+    TopReportRow,
 };
 use serde::Serialize;
 
