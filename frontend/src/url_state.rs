@@ -1,6 +1,8 @@
 //! The page's view state lives in the URL: read it as a [`ViewState`], change it by
 //! navigating (pushing for new selections, replacing for zoom and other small steps).
 
+use std::rc::Rc;
+
 use leptos::prelude::*;
 use leptos_router::{NavigateOptions, hooks::{use_location, use_navigate}};
 use shared::view::ViewState;
@@ -14,12 +16,16 @@ pub(crate) enum History {
     Replace,
 }
 
+/// The router's navigate function, kept from when the page was created.
+type Navigate = Rc<dyn Fn(&str, NavigateOptions)>;
+
 /// The view state of the current URL, and a way to change it.
 #[derive(Clone, Copy)]
 pub(crate) struct UrlView {
     /// The current state.
     pub(crate) view: Memo<ViewState>,
     path: Memo<String>,
+    navigate: StoredValue<Navigate, LocalStorage>,
 }
 
 impl UrlView {
@@ -30,6 +36,7 @@ impl UrlView {
         UrlView {
             view: Memo::new(move |_| ViewState::from_query(&search.get())),
             path: location.pathname,
+            navigate: StoredValue::new_local(Rc::new(use_navigate())),
         }
     }
 
@@ -48,7 +55,8 @@ impl UrlView {
         let query = next.to_query();
         let path = self.path.get_untracked();
         let url = if query.is_empty() { path } else { format!("{path}?{query}") };
-        use_navigate()(
+        let navigate = self.navigate.get_value();
+        navigate(
             &url,
             NavigateOptions {
                 replace: history == History::Replace,

@@ -14,3 +14,5 @@ mod harness;
 mod ingest;
 mod query;
 mod ui_http;
+mod ui_pages;
+mod ui_perf;
