@@ -28,22 +28,27 @@ pub(crate) async fn setup(name: &'static str) -> Option<(Browser, Cinder)> {
     Some((browser, Cinder::start(&[])))
 }
 
+/// Runs the blocking test client inside an async test.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
 /// Posts a real profile from `../shared/testdata/pprof` with these labels.
 fn ingest_file(server: &Cinder, file: &str, labels: &str) -> bool {
     let Some(dir) = prerequisite("../shared/testdata/pprof", shared_pprof_dir()) else {
         return false;
     };
     let body = std::fs::read(dir.join(file)).expect("read profile");
-    let resp = Http::new().post(&format!("{}/api/v1/ingest?{labels}", server.url()), body);
+    let url = format!("{}/api/v1/ingest?{labels}", server.url());
+    let resp = blocking(|| Http::new().post(&url, body));
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     true
 }
 
 /// The id of the stored profile type with this sample type and unit.
 pub(crate) fn type_id(server: &Cinder, sample_type: &str, unit: &str) -> String {
-    let types = Http::new()
-        .get(&format!("{}/api/v1/profile-types", server.url()), false)
-        .json();
+    let url = format!("{}/api/v1/profile-types", server.url());
+    let types = blocking(|| Http::new().get(&url, false).json());
     let found = types.as_array().unwrap().iter().find(|t| {
         t["sample_type"] == sample_type && t["sample_unit"] == unit
     });
@@ -186,6 +191,7 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
         .await;
 
     // The copied link opens the same view in a fresh page.
+    browser.eval("window.scrollTo(0, 0)").await;
     browser.wait_for("copy-link").await.click().await.unwrap();
     let link = browser
         .eval("return document.querySelector('[data-testid=share-link]').value")
@@ -250,16 +256,12 @@ async fn compare_renders_a_diff_of_two_profiles() {
     let inuse = type_id(&server, "inuse_space", "bytes");
     let expression = format!("{inuse}{{job=\"many\"}}");
     let (from, to) = (1_644_509_000_000i64, 1_644_510_000_000i64);
-    let range = Http::new()
-        .get(
-            &format!(
-                "{}/api/v1/query_range?query={}&start={from}&end={to}",
-                server.url(),
-                enc(&expression)
-            ),
-            false,
-        )
-        .json();
+    let url = format!(
+        "{}/api/v1/query_range?query={}&start={from}&end={to}",
+        server.url(),
+        enc(&expression)
+    );
+    let range = blocking(|| Http::new().get(&url, false).json());
     let points = range["series"][0]["points"].as_array().unwrap();
     let (t_a, t_b) = (&points[0]["t"], &points[points.len() - 1]["t"]);
     let url = format!(

@@ -9,7 +9,7 @@ use fantoccini::actions::{InputSource as _, MOUSE_BUTTON_LEFT, MouseActions, Poi
 use crate::{
     harness::{Http, enc},
     ingest::cpu_profile,
-    ui_pages::{locate, move_mouse, poll, setup, type_id, wait_for_flame},
+    ui_pages::{blocking, locate, move_mouse, poll, setup, type_id, wait_for_flame},
 };
 
 /// Levels and children per node of the synthetic tree: 10^5 leaves, ~111k nodes.
@@ -59,10 +59,9 @@ async fn a_100k_node_flame_graph_draws_and_redraws_fast() {
         .map(|(frames, v)| (frames.iter().map(String::as_str).collect(), *v))
         .collect();
     let stacks: Vec<(&[&str], i64)> = stacks.iter().map(|(f, v)| (f.as_slice(), *v)).collect();
-    let resp = Http::new().post(
-        &format!("{}/api/v1/ingest?__name__=process_cpu&job=perf", server.url()),
-        cpu_profile(time_ms, &stacks),
-    );
+    let url = format!("{}/api/v1/ingest?__name__=process_cpu&job=perf", server.url());
+    let body = cpu_profile(time_ms, &stacks);
+    let resp = blocking(|| Http::new().post(&url, body));
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     let cpu = type_id(&server, "cpu", "nanoseconds");
     let url = format!(
