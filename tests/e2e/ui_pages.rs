@@ -117,6 +117,18 @@ async fn pixel_under(browser: &Browser, name: &str) -> Vec<u64> {
     rgb.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
 }
 
+/// Saves a screenshot under `target/tmp/screenshots/` when `CINDER_E2E_SCREENSHOTS` is set
+/// (to look at the pages; failures always leave one).
+pub(crate) async fn keep_screenshot(browser: &Browser, name: &str) {
+    if std::env::var_os("CINDER_E2E_SCREENSHOTS").is_none() {
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    let png = browser.client.screenshot().await.expect("screenshot");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
 async fn text_of(browser: &Browser, testid: &str) -> String {
     browser.wait_for(testid).await.text().await.unwrap()
 }
@@ -151,6 +163,7 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
     move_mouse(&browser, locate(&browser, "main.calculateFib").await).await;
     let tooltip = text_of(&browser, "flame-tooltip").await;
     assert!(tooltip.contains("main.calculateFib"), "tooltip: {tooltip}");
+    keep_screenshot(&browser, "explore").await;
     assert!(tooltip.contains("% of total") && tooltip.contains("% of parent"), "tooltip: {tooltip}");
     assert!(tooltip.contains("main.go"), "tooltip shows the file: {tooltip}");
 
@@ -219,7 +232,9 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
             .await,
         drawn
     );
-    // Esc resets the zoom.
+    // `/` focuses the search box; Esc resets the zoom.
+    browser.eval("document.activeElement.blur(); document.body.dispatchEvent(new KeyboardEvent('keydown', {key: '/', bubbles: true}))").await;
+    assert_eq!(browser.eval("return document.activeElement.dataset.testid").await, "flame-search");
     browser.eval("document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}))").await;
     poll(&browser, "return !document.querySelector('[data-testid=flame-breadcrumbs]')", |v| v == true).await;
 }
@@ -253,8 +268,8 @@ async fn compare_renders_a_diff_of_two_profiles() {
             return;
         }
     }
-    let inuse = type_id(&server, "inuse_space", "bytes");
-    let expression = format!("{inuse}{{job=\"many\"}}");
+    let alloc = type_id(&server, "alloc_space", "bytes");
+    let expression = format!("{alloc}{{job=\"many\"}}");
     let (from, to) = (1_644_509_000_000i64, 1_644_510_000_000i64);
     let url = format!(
         "{}/api/v1/query_range?query={}&start={from}&end={to}",
@@ -276,6 +291,7 @@ async fn compare_renders_a_diff_of_two_profiles() {
     move_mouse(&browser, locate(&browser, "root").await).await;
     let tooltip = text_of(&browser, "flame-tooltip").await;
     assert!(tooltip.contains("baseline") && tooltip.contains("change"), "{tooltip}");
+    keep_screenshot(&browser, "compare").await;
     // Absolute colouring is one click away and lands in the URL.
     browser.wait_for("diff-scale").await.click().await.unwrap();
     poll(&browser, "return location.search", |v| {

@@ -222,6 +222,14 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
         })
     };
 
+    let trimmed = move || {
+        tree_v.track();
+        let ((nodes, value), unit) = model.with_value(|m| (m.trimmed, m.unit.clone()));
+        (nodes > 0).then(|| format!(
+            "{nodes} small nodes ({}) are folded into \"other\" to keep the answer small.",
+            format_value(value, &unit)
+        ))
+    };
     let is_diff = move || {
         tree_v.track();
         model.with_value(|m| m.diff)
@@ -284,6 +292,7 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
                 </Show>
             </div>
             <p class="search-share" data-testid="search-share" aria-live="polite">{share}</p>
+            <p class="hint" data-testid="trimmed">{trimmed}</p>
             {crumbs}
             <div class="flame-box" node_ref=box_ref>
                 <canvas data-testid="flamegraph" node_ref=canvas_ref role="img"

@@ -16,7 +16,7 @@ use crate::{
 
 const W: f64 = 1000.0;
 const H: f64 = 160.0;
-const LEFT: f64 = 56.0;
+const LEFT: f64 = 78.0;
 const BOTTOM: f64 = 20.0;
 const TOP: f64 = 8.0;
 const COLORS: [&str; 6] = ["#d9480f", "#1c7ed6", "#2b8a3e", "#ae3ec9", "#f08c00", "#0c8599"];
@@ -118,13 +118,17 @@ pub(crate) fn MetricsGraph(
             }
         }).collect_view()
     };
+    let per_second = Memo::new(move |_| {
+        series.with(|s| s.iter().flat_map(|s| &s.points).any(|p| p.value_per_second.is_some()))
+    });
     let axes = move || {
         let (x, y) = scales.get();
+        let (unit, per_second) = (unit.get(), per_second.get());
         let (y0, y1) = y.domain;
         let (x0, x1) = x.domain;
         let y_ticks = ticks(y0, y1, 4).into_iter().map(|v| view! {
             <line x1=LEFT x2=W y1=y.map(v) y2=y.map(v) class="grid"/>
-            <text x=LEFT - 4.0 y=y.map(v) + 4.0 text-anchor="end" class="tick">{short(v)}</text>
+            <text x=LEFT - 4.0 y=y.map(v) + 4.0 text-anchor="end" class="tick">{y_label(v, &unit, per_second)}</text>
         }).collect_view();
         let x_ticks = ticks(x0, x1, 6).into_iter().map(|t| view! {
             <text x=x.map(t) y=H - 4.0 text-anchor="middle" class="tick">{clock(t as i64, x1 - x0)}</text>
@@ -188,6 +192,15 @@ pub(crate) fn MetricsGraph(
             </svg>
             {readout}
         </div>
+    }
+}
+
+/// A y-axis label: CPU time per second reads as cores, other rates get `/s`.
+fn y_label(v: f64, unit: &str, per_second: bool) -> String {
+    match (per_second, unit) {
+        (true, "nanoseconds") => format!("{} cores", short(v / 1e9)),
+        (true, _) => format!("{}/s", format_value(v as i64, unit)),
+        (false, _) => format_value(v as i64, unit),
     }
 }
 

@@ -88,9 +88,11 @@ pub(crate) fn TopTable(
                     let (rows, total, unit) = rows();
                     let pct = move |v: i64| if total == 0 { 0.0 } else { v as f64 * 100.0 / total as f64 };
                     rows.into_iter().map(|row| {
-                        let function = row.function.clone();
+                        let (function, key_function) = (row.function.clone(), row.function.clone());
                         view! {
-                            <tr on:click=move |_| on_focus.run(function.clone()) tabindex="0">
+                            <tr tabindex="0"
+                                on:click=move |_| on_focus.run(function.clone())
+                                on:keydown=move |ev| if ev.key() == "Enter" { on_focus.run(key_function.clone()) }>
                                 <td class="fn" title=row.file.clone()>{row.function.clone()}</td>
                                 <td class="num">{format_value(row.flat, &unit)}</td>
                                 <td class="num">{format!("{:.2}%", pct(row.flat))}</td>

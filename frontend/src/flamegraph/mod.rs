@@ -38,6 +38,8 @@ pub(crate) struct Model {
     pub(crate) diff: bool,
     /// The width laid out, CSS pixels.
     pub(crate) width: f64,
+    /// Nodes and value the server folded into "other" nodes to bound the answer.
+    pub(crate) trimmed: (u64, i64),
 }
 
 impl Model {
@@ -70,6 +72,7 @@ impl Model {
             .unwrap_or(0);
         self.unit = data.meta.unit.clone();
         self.diff = data.meta.diff;
+        self.trimmed = (data.meta.trimmed_nodes, data.meta.trimmed_value);
         self.rects.clear();
         self.zoom = ROOT;
     }
