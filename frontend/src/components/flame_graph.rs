@@ -42,7 +42,15 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
 
     let view = url.view;
     let filter = Memo::new(move |_| view.with(|v| (filter_of(v), v.invert)));
-    let zoom = Memo::new(move |_| view.with(|v| v.zoom.clone()));
+    // The zoom applies at once; the URL follows (and leads on Back or a link).
+    let url_zoom = Memo::new(move |_| view.with(|v| v.zoom.clone()));
+    let zoom = RwSignal::new(url_zoom.get_untracked());
+    Effect::new(move |_| {
+        let path = url_zoom.get();
+        if zoom.with_untracked(|z| *z != path) {
+            zoom.set(path);
+        }
+    });
     let term = Memo::new(move |_| view.with(|v| v.search.clone()));
     let style = Memo::new(move |_| {
         let (orientation, diff) = view.with(|v| (v.orientation, v.diff));
@@ -127,6 +135,7 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
     let zoom_to = move |node: u32| {
         let path = model.with_value(|m| node_path(&m.tree, node));
         perf::mark(perf::names::ZOOM);
+        zoom.set(path.clone());
         url.update(History::Replace, |v| v.zoom = path);
     };
     let on_click = move |ev: web_sys::MouseEvent| {
@@ -151,6 +160,7 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
             }
             "Escape" => {
                 perf::mark(perf::names::ZOOM);
+                zoom.set(Vec::new());
                 url.update(History::Replace, |v| v.zoom.clear());
             }
             _ => {}

@@ -28,7 +28,8 @@ pub(crate) fn Compare() -> impl IntoView {
 
     let side = move |which: Which| {
         let (series, status) = load_series(url, which);
-        let range = Signal::derive(move || url.view.with(|v| which.of(v).range).resolve(now_ms()));
+        let range = Memo::new(move |_| url.view.with(|v| which.of(v).range));
+        let range = Signal::derive(move || range.get().resolve(now_ms()));
         let unit = Signal::derive(move || {
             url.view
                 .with(|v| type_of(&which.of(v).expression).map(|t| t.sample_unit).unwrap_or_default())
@@ -47,14 +48,16 @@ pub(crate) fn Compare() -> impl IntoView {
         }
     };
 
+    // What the diff depends on; relative ranges resolve only when this changes.
+    let key = Memo::new(move |_| url.view.with(|v| (v.a.clone(), v.b.clone())));
     let params = Memo::new(move |_| {
-        url.view.with(|v| {
-            if v.a.expression.is_empty() || v.b.expression.is_empty() {
+        key.with(|(a, b)| {
+            if a.expression.is_empty() || b.expression.is_empty() {
                 return None;
             }
             let now = now_ms();
-            let mut params = side_params(&v.a, "_a", now);
-            params.extend(side_params(&v.b, "_b", now));
+            let mut params = side_params(a, "_a", now);
+            params.extend(side_params(b, "_b", now));
             params.push(("mode".into(), "diff".into()));
             Some(params)
         })

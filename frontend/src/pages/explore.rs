@@ -24,26 +24,29 @@ pub(crate) fn Explore() -> impl IntoView {
     let (series, series_status) = load_series(url, Which::A);
     default_to_latest_snapshot(url, Which::A, series);
 
+    // What the profile depends on; relative ranges resolve only when this changes.
+    let key = Memo::new(move |_| url.view.with(|v| (v.a.clone(), v.group_by.clone())));
     let params = Memo::new(move |_| {
-        url.view.with(|v| {
-            if v.a.expression.is_empty() {
+        key.with(|(a, group_by)| {
+            if a.expression.is_empty() {
                 return None;
             }
-            let snapshot = type_of(&v.a.expression).is_some_and(|t| t.is_snapshot());
-            if snapshot && v.a.selection.is_none() && v.a.merge.is_none() {
+            let snapshot = type_of(&a.expression).is_some_and(|t| t.is_snapshot());
+            if snapshot && a.selection.is_none() && a.merge.is_none() {
                 return None; // waits for the latest profile to be picked
             }
-            let mut params = side_params(&v.a, "", now_ms());
-            let mode = if v.a.selection.is_some() { "single" } else { "merge" };
+            let mut params = side_params(a, "", now_ms());
+            let mode = if a.selection.is_some() { "single" } else { "merge" };
             params.push(("mode".into(), mode.into()));
-            if !v.group_by.is_empty() {
-                params.push(("group_by".into(), v.group_by.join(",")));
+            if !group_by.is_empty() {
+                params.push(("group_by".into(), group_by.join(",")));
             }
             Some(params)
         })
     });
     let (data, status) = load_stacks(params);
-    let range = Signal::derive(move || url.view.with(|v| v.a.range).resolve(now_ms()));
+    let range = Memo::new(move |_| url.view.with(|v| v.a.range));
+    let range = Signal::derive(move || range.get().resolve(now_ms()));
     let unit = Signal::derive(move || {
         url.view.with(|v| type_of(&v.a.expression).map(|t| t.sample_unit).unwrap_or_default())
     });
