@@ -30,7 +30,7 @@ pub(crate) fn Compare() -> impl IntoView {
         let (series, status) = load_series(url, which);
         let range = Memo::new(move |_| url.view.with(|v| which.of(v).range));
         let range = Signal::derive(move || range.get().resolve(now_ms()));
-        let unit = Signal::derive(move || {
+        let unit = Memo::new(move |_| {
             url.view
                 .with(|v| type_of(&which.of(v).expression).map(|t| t.sample_unit).unwrap_or_default())
         });
@@ -43,7 +43,7 @@ pub(crate) fn Compare() -> impl IntoView {
                 <h2>{title}</h2>
                 <QueryBar url which types/>
                 <StatusLine status what="metrics"/>
-                <MetricsGraph series=series.into() range unit url which/>
+                <MetricsGraph series=series.into() range unit=unit.into() url which/>
             </div>
         }
     };

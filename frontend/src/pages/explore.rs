@@ -47,7 +47,7 @@ pub(crate) fn Explore() -> impl IntoView {
     let (data, status) = load_stacks(params);
     let range = Memo::new(move |_| url.view.with(|v| v.a.range));
     let range = Signal::derive(move || range.get().resolve(now_ms()));
-    let unit = Signal::derive(move || {
+    let unit = Memo::new(move |_| {
         url.view.with(|v| type_of(&v.a.expression).map(|t| t.sample_unit).unwrap_or_default())
     });
     let pprof = move || {
@@ -94,7 +94,7 @@ pub(crate) fn Explore() -> impl IntoView {
                 <CopyLink url/>
             </div>
             <StatusLine status=series_status what="metrics"/>
-            <MetricsGraph series=series.into() range unit url which=Which::A/>
+            <MetricsGraph series=series.into() range unit=unit.into() url which=Which::A/>
             <p class="hint">{selection_text}</p>
             <StatusLine status what="profile"/>
             <FlameGraph data=data.into() url/>
