@@ -12,5 +12,6 @@ mod browser;
 mod cli;
 mod harness;
 mod ingest;
+mod push;
 mod query;
 mod ui_http;
