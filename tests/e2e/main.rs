@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod harness;
 mod ingest;
+mod push;
 mod query;
 mod ui_http;
 mod ui_pages;

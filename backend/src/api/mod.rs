@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 mod ingest;
 mod params;
+mod push;
 mod query;
 
 use axum::{
@@ -23,6 +24,9 @@ pub use query::{
 use serde::Serialize;
 
 use crate::store::Store;
+
+/// Largest accepted JSON push body: base64 makes profiles a third larger.
+pub const MAX_JSON_BODY_BYTES: usize = MAX_BODY_BYTES * 3 / 2;
 
 /// What every handler can reach.
 #[derive(Clone, Default)]
@@ -151,9 +155,23 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthy", get(healthy))
         .route("/ready", get(ready))
+        .route(
+            "/ingest",
+            post(push::pyroscope_ingest).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route(
+            "/profilestore.v1alpha1.ProfileStoreService/WriteRaw",
+            post(push::parca_write_raw).layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)),
+        )
         .nest(
             "/api",
-            Router::new().nest("/v1", v1()).fallback(unknown_api_route),
+            Router::new()
+                .nest("/v1", v1())
+                .route(
+                    "/profiles/writeraw",
+                    post(push::parca_write_raw).layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)),
+                )
+                .fallback(unknown_api_route),
         )
         .with_state(state)
 }
