@@ -67,6 +67,18 @@ impl UrlView {
     }
 }
 
+impl UrlView {
+    /// [`UrlView::update`] after the current event and the redraw it causes: for
+    /// interactions whose feedback must not wait for the router (zoom steps).
+    pub(crate) fn update_later(
+        self,
+        history: History,
+        change: impl FnOnce(&mut ViewState) + 'static,
+    ) {
+        set_timeout(move || self.update(history, change), std::time::Duration::ZERO);
+    }
+}
+
 /// The current time in unix ms.
 pub(crate) fn now_ms() -> i64 {
     js_sys::Date::now() as i64

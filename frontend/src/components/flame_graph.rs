@@ -136,7 +136,7 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
         let path = model.with_value(|m| node_path(&m.tree, node));
         perf::mark(perf::names::ZOOM);
         zoom.set(path.clone());
-        url.update(History::Replace, |v| v.zoom = path);
+        url.update_later(History::Replace, |v| v.zoom = path);
     };
     let on_click = move |ev: web_sys::MouseEvent| {
         if let Some(node) = node_at(&ev) {
@@ -161,7 +161,7 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
             "Escape" => {
                 perf::mark(perf::names::ZOOM);
                 zoom.set(Vec::new());
-                url.update(History::Replace, |v| v.zoom.clear());
+                url.update_later(History::Replace, |v| v.zoom.clear());
             }
             _ => {}
         }

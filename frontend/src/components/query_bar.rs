@@ -79,15 +79,15 @@ pub(crate) fn QueryBar(
     which: Which,
     types: RwSignal<Option<Result<Vec<ProfileType>, api::ApiError>>>,
 ) -> impl IntoView {
-    let side = move || url.view.with(|v| which.of(v).clone());
-    let initial = side();
+    let side = Memo::new(move |_| url.view.with(|v| which.of(v).clone()));
+    let initial = side.get_untracked();
     let (type_id, selector) = split_expression(&initial.expression);
     let profile_type = RwSignal::new(type_id);
     let selector = RwSignal::new(if selector.is_empty() { "{}".to_owned() } else { selector });
     let range = RwSignal::new(initial.range);
     // Follow the URL when it changes under us (Back, links).
     Effect::new(move |_| {
-        let s = side();
+        let s = side.get();
         let (t, sel) = split_expression(&s.expression);
         profile_type.set(t);
         selector.set(if sel.is_empty() { "{}".into() } else { sel });
