@@ -229,6 +229,7 @@ pub(crate) async fn query_range(
         ("query", query.to_owned()),
         ("start", start.to_string()),
         ("end", end.to_string()),
+        ("step", format!("{}ms", shared::chart::step_for(start, end))),
         ("sum_by", sum_by.join(",")),
     ];
     let resp: RangeResponse = get_json(&url("/api/v1/query_range", &params), Some(aborter)).await?;

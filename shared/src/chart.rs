@@ -60,6 +60,13 @@ pub fn ticks(min: f64, max: f64, count: usize) -> Vec<f64> {
     (first..=last).map(|i| i as f64 * step).collect()
 }
 
+/// The bucket width (ms) of the metrics graph over `start..end`: about 200 points, at
+/// least a second. Delta types are summed per bucket, so a click on a point selects the
+/// bucket `t..t + step`.
+pub fn step_for(start: i64, end: i64) -> i64 {
+    (end.saturating_sub(start) / 200).max(1000)
+}
+
 /// The index of the time in `times` (sorted) nearest to `t`.
 pub fn nearest(times: &[i64], t: i64) -> Option<usize> {
     let after = times.partition_point(|&x| x < t);
@@ -93,6 +100,13 @@ mod tests {
         assert_eq!(ticks(5.0, 5.0, 4), [5.0]);
         assert_eq!(ticks(0.0, f64::NAN, 4), [0.0]);
         assert!(ticks(0.0, 1e9, 6).iter().all(|t| t % 2e8 == 0.0));
+    }
+
+    #[test]
+    fn steps() {
+        assert_eq!(step_for(0, 3_600_000), 18_000);
+        assert_eq!(step_for(0, 10_000), 1000);
+        assert_eq!(step_for(5, 0), 1000);
     }
 
     #[test]

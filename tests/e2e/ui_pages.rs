@@ -237,6 +237,37 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
     assert_eq!(browser.eval("return document.activeElement.dataset.testid").await, "flame-search");
     browser.eval("document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}))").await;
     poll(&browser, "return !document.querySelector('[data-testid=flame-breadcrumbs]')", |v| v == true).await;
+
+    // The metrics graph: a drag merges a range, a click picks the single profile.
+    let graph = browser.wait_for("metrics-graph").await;
+    let left = fantoccini::actions::MOUSE_BUTTON_LEFT;
+    let at = |x: f64| PointerAction::MoveToElement { element: graph.clone(), duration: None, x, y: 0.0 };
+    let drag = MouseActions::new("mouse".into())
+        .then(at(-300.0))
+        .then(PointerAction::Down { button: left })
+        .then(at(300.0))
+        .then(PointerAction::Up { button: left });
+    browser.client.perform_actions(drag).await.unwrap();
+    poll(&browser, "return location.search", |v| {
+        v.as_str().is_some_and(|s| s.contains("merge_from_a=") && s.contains("merge_to_a="))
+    })
+    .await;
+    let click = MouseActions::new("mouse".into())
+        .then(at(0.0))
+        .then(PointerAction::Down { button: left })
+        .then(PointerAction::Up { button: left });
+    browser.client.perform_actions(click).await.unwrap();
+    // CPU is a delta type: the point is a bucket of profiles, and the click merges it.
+    let bucket = poll(
+        &browser,
+        "const p = new URLSearchParams(location.search); \
+         return [Number(p.get('merge_from_a')), Number(p.get('merge_to_a'))]",
+        |v| v[1].as_f64().unwrap_or(0.0) - v[0].as_f64().unwrap_or(0.0) < 100_000.0,
+    )
+    .await;
+    let (from, to) = (bucket[0].as_i64().unwrap(), bucket[1].as_i64().unwrap());
+    assert!(from <= FIB_MS && FIB_MS <= to, "{from}..{to} misses the profile");
+    wait_for_flame(&browser).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

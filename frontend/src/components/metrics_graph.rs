@@ -1,10 +1,11 @@
 //! The metrics graph of one side (SVG): a line per series of `query_range`, hover shows
-//! the values at the pointer, a click selects that single profile, a drag selects a range
-//! to merge. Selections go to the URL.
+//! the values at the pointer, a click selects that single profile (for delta types, the
+//! bucket of profiles the point sums), a drag selects a range to merge. Selections go to
+//! the URL.
 
 use leptos::prelude::*;
 use shared::{
-    chart::{Scale, nearest, ticks},
+    chart::{Scale, nearest, step_for, ticks},
     units::format_value,
 };
 
@@ -61,6 +62,9 @@ pub(crate) fn MetricsGraph(
     };
     let t_at = move |x: f64| scales.get_untracked().0.invert(x) as i64;
 
+    let per_second = Memo::new(move |_| {
+        series.with(|s| s.iter().flat_map(|s| &s.points).any(|p| p.value_per_second.is_some()))
+    });
     let on_down = move |ev: web_sys::MouseEvent| {
         if let Some(x) = x_of(&ev) {
             drag.set(Some((x, x)));
@@ -81,15 +85,22 @@ pub(crate) fn MetricsGraph(
         drag.set(None);
         if (end - start).abs() < 4.0 {
             let times = times();
-            if let Some(i) = nearest(&times, t_at(start)) {
-                let t = times[i];
-                url.update(History::Push, |v| {
-                    let s = which.of_mut(v);
+            let Some(t) = nearest(&times, t_at(start)).map(|i| times[i]) else { return };
+            // A snapshot point is one profile; a delta point is a bucket of them.
+            let delta = per_second.get_untracked();
+            let (from, to) = range.get_untracked();
+            let step = step_for(from, to);
+            url.update(History::Push, |v| {
+                let s = which.of_mut(v);
+                if delta {
+                    s.merge = Some((t, t + step - 1));
+                    s.selection = None;
+                } else {
                     s.selection = Some(t);
                     s.merge = None;
-                    v.zoom.clear();
-                });
-            }
+                }
+                v.zoom.clear();
+            });
         } else {
             let (a, b) = (t_at(start.min(end)), t_at(start.max(end)));
             url.update(History::Push, |v| {
@@ -118,9 +129,6 @@ pub(crate) fn MetricsGraph(
             }
         }).collect_view()
     };
-    let per_second = Memo::new(move |_| {
-        series.with(|s| s.iter().flat_map(|s| &s.points).any(|p| p.value_per_second.is_some()))
-    });
     let axes = move || {
         let (x, y) = scales.get();
         let (unit, per_second) = (unit.get(), per_second.get());
