@@ -8,18 +8,19 @@ use std::sync::Arc;
 
 use leptos::{html, prelude::*};
 use shared::{
-    flame::{NodeInfo, ROOT, StackFilter, focus_path, hit_test, node_path},
+    flame::{ROOT, StackFilter, focus_path, hit_test, node_path},
     ipc::StacksResponse,
     units::format_value,
     view::{DiffScale, Orientation, ViewState},
 };
-use wasm_bindgen::{JsCast as _, closure::Closure};
+use wasm_bindgen::JsCast as _;
 
 use crate::{
-    components::top_table::TopTable,
+    components::{filter_input::FilterInput, flame_tooltip::FlameTooltip, top_table::TopTable},
     flamegraph::{
         Model,
         draw::{self, Style},
+        hook,
     },
     perf,
     theme::use_dark,
@@ -168,35 +169,7 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
     });
     on_cleanup(move || keys.remove());
 
-    install_test_hook(model, canvas_ref, style);
-
-    let tooltip = move || {
-        let node = hover.get()?;
-        tree_v.track();
-        let (info, unit, diff) = model.with_value(|m| {
-            (m.tree.get(node).map(|_| NodeInfo::of(&m.tree, node)), m.unit.clone(), m.diff)
-        });
-        let info = info?;
-        let (x, y) = pointer.get();
-        let left = if x > width.get_untracked() * 0.6 { x - 330.0 } else { x + 14.0 };
-        Some(view! {
-            <div class="flame-tooltip" data-testid="flame-tooltip" role="status"
-                style=format!("left:{}px;top:{}px", left.max(0.0), y + 16.0)>
-                <div class="tt-name">{info.name.clone()}</div>
-                {(!info.file.is_empty()).then(|| view! { <div class="tt-dim">{info.file.clone()}</div> })}
-                {(!info.binary.is_empty()).then(|| view! { <div class="tt-dim">{format!("binary: {}", info.binary)}</div> })}
-                <table>
-                    <tr><th>"total"</th><td>{format!("{} ({:.2}% of total, {:.2}% of parent)",
-                        format_value(info.total, &unit), info.of_total * 100.0, info.of_parent * 100.0)}</td></tr>
-                    <tr><th>"self"</th><td>{format_value(info.self_value, &unit)}</td></tr>
-                    {diff.then(|| view! {
-                        <tr><th>"baseline"</th><td>{format_value(info.baseline_total, &unit)}</td></tr>
-                        <tr><th>"change"</th><td>{format!("{} ({})", signed(info.delta, &unit), percent(info.ratio))}</td></tr>
-                    })}
-                </table>
-            </div>
-        })
-    };
+    hook::install_test_hook(model, canvas_ref, style);
 
     let share = move || {
         search_v.track();
@@ -312,7 +285,7 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
                     on:mousemove=on_move
                     on:mouseleave=move |_| hover.set(None)
                     on:click=on_click></canvas>
-                {tooltip}
+                <FlameTooltip model hover pointer width tree_v/>
             </div>
             <TopTable model tree_v url on_focus=Callback::new(move |function: String| {
                 let node = model.with_value(|m| focus_path(&m.tree, &function));
@@ -324,33 +297,6 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
     }
 }
 
-/// A comma-separated list of terms bound to one filter of the view.
-#[component]
-fn FilterInput(
-    url: UrlView,
-    label: &'static str,
-    testid: &'static str,
-    get: fn(&ViewState) -> &Vec<String>,
-    set: fn(&mut ViewState, Vec<String>),
-) -> impl IntoView {
-    let text = move || url.view.with(|v| get(v).join(", "));
-    view! {
-        <label class="field">
-            <span>{label}</span>
-            <input type="text" data-testid=testid placeholder="a, b"
-                prop:value=text
-                on:change=move |ev| {
-                    let terms: Vec<String> = event_target_value(&ev)
-                        .split(',')
-                        .map(|t| t.trim().to_owned())
-                        .filter(|t| !t.is_empty())
-                        .collect();
-                    url.update(History::Replace, |v| set(v, terms));
-                }/>
-        </label>
-    }
-}
-
 fn filter_of(v: &ViewState) -> StackFilter {
     StackFilter {
         keep_containing: v.keep.clone(),
@@ -359,50 +305,3 @@ fn filter_of(v: &ViewState) -> StackFilter {
     }
 }
 
-fn signed(value: i64, unit: &str) -> String {
-    let text = format_value(value, unit);
-    if value > 0 { format!("+{text}") } else { text }
-}
-
-fn percent(ratio: f64) -> String {
-    if ratio.is_infinite() {
-        "new".into()
-    } else {
-        format!("{:+.1}%", ratio * 100.0)
-    }
-}
-
-/// `window.__cinderFlame.locate(name)`: the page coordinates of the centre of the widest
-/// drawn node with that display name, or null. Browser tests point at nodes with it.
-fn install_test_hook(
-    model: StoredValue<Model, LocalStorage>,
-    canvas_ref: NodeRef<html::Canvas>,
-    style: Memo<Style>,
-) {
-    let locate = Closure::<dyn Fn(String) -> wasm_bindgen::JsValue>::new(move |name: String| {
-        let Some(canvas) = canvas_ref.get_untracked() else {
-            return wasm_bindgen::JsValue::NULL;
-        };
-        let orientation = style.get_untracked().orientation;
-        let found = model.with_value(|m| {
-            let rows = m.max_row() + 1;
-            m.rects
-                .iter()
-                .filter(|r| m.tree.name(r.node) == name)
-                .max_by(|a, b| a.width.total_cmp(&b.width))
-                .map(|r| (r.x + r.width / 2.0, draw::row_top(r.depth, rows, orientation) + draw::ROW / 2.0))
-        });
-        let Some((x, y)) = found else {
-            return wasm_bindgen::JsValue::NULL;
-        };
-        let bounds = canvas.get_bounding_client_rect();
-        js_sys::Array::of2(&(bounds.left() + x).into(), &(bounds.top() + y).into()).into()
-    });
-    let hook = js_sys::Object::new();
-    let _ = js_sys::Reflect::set(&hook, &"locate".into(), locate.as_ref());
-    if let Some(window) = web_sys::window() {
-        let _ = js_sys::Reflect::set(&window, &"__cinderFlame".into(), &hook);
-    }
-    let keep = StoredValue::new_local(Some(locate));
-    on_cleanup(move || keep.set_value(None));
-}

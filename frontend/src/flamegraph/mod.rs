@@ -3,6 +3,7 @@
 //! matches, and the colour of every frame. Drawing is in [`draw`].
 
 pub(crate) mod draw;
+pub(crate) mod hook;
 
 use shared::{
     flame::{
