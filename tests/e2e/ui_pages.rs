@@ -167,6 +167,39 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
     assert!(tooltip.contains("% of total") && tooltip.contains("% of parent"), "tooltip: {tooltip}");
     assert!(tooltip.contains("main.go"), "tooltip shows the file: {tooltip}");
 
+    // Filters apply in the browser: no new request, a different tree.
+    let queries = "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/query?')).length";
+    let (requests, nodes) = (browser.eval(queries).await, wait_for_flame(&browser).await);
+    fill(&browser, "filter-hide", "math/big").await;
+    browser.eval("document.querySelector('[data-testid=filter-hide]').dispatchEvent(new Event('change'))").await;
+    let fewer = poll(
+        &browser,
+        "return Number(document.querySelector('[data-testid=flamegraph]').dataset.nodes)",
+        |v| v.as_u64().is_some_and(|n| n < nodes),
+    )
+    .await;
+    assert!(fewer.as_u64().unwrap() > 1);
+    assert_eq!(browser.eval(queries).await, requests, "a filter must not refetch");
+    fill(&browser, "filter-hide", "").await;
+    browser.eval("document.querySelector('[data-testid=filter-hide]').dispatchEvent(new Event('change'))").await;
+    poll(
+        &browser,
+        "return Number(document.querySelector('[data-testid=flamegraph]').dataset.nodes)",
+        |v| v.as_u64() == Some(nodes),
+    )
+    .await;
+
+    // The top table sorts by any column; a row click focuses its function.
+    browser.wait_for("sort-cum").await.click().await.unwrap();
+    poll(&browser, "return location.search", |v| v.as_str().is_some_and(|s| s.contains("sort=-cum"))).await;
+    let first_row = browser.eval("return document.querySelector('[data-testid=top-table] tbody tr td').textContent").await;
+    assert_eq!(first_row, "main.calculateFib", "by cum, the caller of everything comes first");
+    browser.eval("document.querySelector('[data-testid=top-table] tbody tr').click()").await;
+    let crumbs = text_of(&browser, "flame-breadcrumbs").await;
+    assert!(crumbs.contains("main.calculateFib"), "{crumbs}");
+    browser.wait_for("flame-reset").await.click().await.unwrap();
+    poll(&browser, "return !document.querySelector('[data-testid=flame-breadcrumbs]')", |v| v == true).await;
+
     // Search highlights the matches (others are dimmed) and shows their share.
     let before = pixel_under(&browser, "main.calculateFib").await;
     browser
@@ -288,6 +321,28 @@ async fn explore_says_so_when_the_range_is_empty() {
     browser.open(&url, "page-explore").await;
     let error = text_of(&browser, "error").await;
     assert!(!error.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshot_types_show_the_latest_profile_by_default() {
+    let Some((browser, server)) = setup("snapshot").await else { return };
+    let _shot = browser.screenshot_on_panic("snapshot");
+    for file in ["parca__many_1644509272337470000.pb.gz", "parca__many_1644509278338696000.pb.gz"] {
+        if !ingest_file(&server, file, "__name__=memory&job=many") {
+            return;
+        }
+    }
+    let inuse = type_id(&server, "inuse_space", "bytes");
+    let url = format!(
+        "{}/?expression_a={}&from_a=1644509000000&to_a=1644510000000",
+        server.url(),
+        enc(&format!("{inuse}{{}}"))
+    );
+    browser.open(&url, "page-explore").await;
+    wait_for_flame(&browser).await;
+    let search = browser.eval("return location.search").await;
+    assert!(search.as_str().unwrap().contains("selection_a=1644509278338"), "{search}");
+    browser.wait_for("selected-point").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
