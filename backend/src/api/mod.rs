@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 mod ingest;
+mod openapi;
 mod params;
 mod push;
 mod query;
@@ -13,10 +14,11 @@ use axum::{
     extract::DefaultBodyLimit,
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
+use utoipa_axum::{router::OpenApiRouter, router::UtoipaMethodRouterExt as _, routes};
 
 pub use ingest::MAX_BODY_BYTES;
+pub use openapi::ProfileTypeDoc;
 pub use query::{
     FlameNode, FlamegraphReport, RangePoint, RangeResponse, RangeSeries, StacksReport, TopReport,
     TopReportRow,
@@ -96,7 +98,7 @@ impl ApiError {
 }
 
 /// The JSON body of every error answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A short, stable description of the kind of failure.
     pub error: String,
@@ -152,48 +154,58 @@ impl IntoResponse for ApiError {
 
 /// The API routes plus the health endpoints.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthy", get(healthy))
-        .route("/ready", get(ready))
-        .route(
-            "/ingest",
-            post(push::pyroscope_ingest).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-        )
-        .route(
-            "/profilestore.v1alpha1.ProfileStoreService/WriteRaw",
-            post(push::parca_write_raw).layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)),
-        )
-        .nest(
-            "/api",
-            Router::new()
-                .nest("/v1", v1())
-                .route(
-                    "/profiles/writeraw",
-                    post(push::parca_write_raw).layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)),
-                )
-                .fallback(unknown_api_route),
-        )
+    let (router, doc) = documented_routes().split_for_parts();
+    if let Ok(json) = serde_json::to_value(&doc) {
+        let _ = openapi::DOCUMENT.set(json);
+    }
+    router
+        .nest("/api", Router::new().fallback(unknown_api_route))
         .with_state(state)
 }
 
-/// Version 1 of the API.
-fn v1() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/ingest",
-            post(ingest::push).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-        )
-        .route("/profile-types", get(query::profile_types))
-        .route("/labels", get(query::labels))
-        .route("/labels/{name}/values", get(query::label_values))
-        .route("/query_range", get(query::query_range))
-        .route("/query", get(query::query))
+/// The OpenAPI document of every route [`router`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().split_for_parts().1
 }
 
+/// Every route, each registered with its OpenAPI description.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    let push_limit = || DefaultBodyLimit::max(MAX_BODY_BYTES);
+    let json_limit = || DefaultBodyLimit::max(MAX_JSON_BODY_BYTES);
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(healthy))
+        .routes(routes!(ready))
+        .routes(routes!(push::pyroscope_ingest).layer(push_limit()))
+        .routes(routes!(push::parca_write_raw).layer(json_limit()))
+        .nest(
+            "/api",
+            OpenApiRouter::new()
+                .nest("/v1", v1())
+                .routes(routes!(push::parca_write_raw_gateway).layer(json_limit())),
+        )
+}
+
+/// Version 1 of the API.
+fn v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ingest::push).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+        .routes(routes!(query::profile_types))
+        .routes(routes!(query::labels))
+        .routes(routes!(query::label_values))
+        .routes(routes!(query::query_range))
+        .routes(routes!(query::query))
+        .routes(routes!(openapi::document))
+}
+
+#[utoipa::path(get, path = "/healthy", tag = "meta",
+    responses((status = 200, description = "the server is up", body = String)))]
 async fn healthy() -> &'static str {
     "ok\n"
 }
 
+#[utoipa::path(get, path = "/ready", tag = "meta",
+    responses((status = 200, description = "storage is open and its WAL replayed", body = String),
+        (status = 503, body = ErrorBody)))]
 async fn ready(state: axum::extract::State<AppState>) -> Result<&'static str, ApiError> {
     state.store().map(|_| "ready\n")
 }
