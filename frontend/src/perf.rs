@@ -33,10 +33,11 @@ pub(crate) fn mark(name: &str) {
 /// measure needs a new one.
 pub(crate) fn measure(name: &str, start: &str) {
     if let Some(p) = performance()
-        && p.get_entries_by_name_with_entry_type(start, "mark").length() > 0
+        && p.get_entries_by_name_with_entry_type(start, "mark")
+            .length()
+            > 0
     {
         let _ = p.measure_with_start_mark(name, start);
         p.clear_marks_with_mark_name(start);
     }
 }
-

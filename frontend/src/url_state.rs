@@ -4,7 +4,10 @@
 use std::rc::Rc;
 
 use leptos::prelude::*;
-use leptos_router::{NavigateOptions, hooks::{use_location, use_navigate}};
+use leptos_router::{
+    NavigateOptions,
+    hooks::{use_location, use_navigate},
+};
 use shared::view::ViewState;
 
 /// How a change enters the browser history.
@@ -54,7 +57,11 @@ impl UrlView {
         }
         let query = next.to_query();
         let path = self.path.get_untracked();
-        let url = if query.is_empty() { path } else { format!("{path}?{query}") };
+        let url = if query.is_empty() {
+            path
+        } else {
+            format!("{path}?{query}")
+        };
         let navigate = self.navigate.get_value();
         navigate(
             &url,
@@ -75,7 +82,10 @@ impl UrlView {
         history: History,
         change: impl FnOnce(&mut ViewState) + 'static,
     ) {
-        set_timeout(move || self.update(history, change), std::time::Duration::ZERO);
+        set_timeout(
+            move || self.update(history, change),
+            std::time::Duration::ZERO,
+        );
     }
 }
 

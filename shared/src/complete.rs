@@ -90,7 +90,10 @@ mod tests {
     use super::*;
 
     fn name(prefix: &str, start: usize) -> Option<Completion> {
-        Some(Completion::Name { prefix: prefix.into(), start })
+        Some(Completion::Name {
+            prefix: prefix.into(),
+            start,
+        })
     }
 
     #[test]
@@ -100,11 +103,19 @@ mod tests {
         assert_eq!(completion_at_end(r#"{job="api", in"#), name("in", 12));
         assert_eq!(
             completion_at_end(r#"{job=~"a,p"#),
-            Some(Completion::Value { name: "job".into(), prefix: "a,p".into(), start: 7 })
+            Some(Completion::Value {
+                name: "job".into(),
+                prefix: "a,p".into(),
+                start: 7
+            })
         );
         assert_eq!(
             completion_at_end(r#"{a="x", b!="y\"z"#),
-            Some(Completion::Value { name: "b".into(), prefix: r#"y\"z"#.into(), start: 12 })
+            Some(Completion::Value {
+                name: "b".into(),
+                prefix: r#"y\"z"#.into(),
+                start: 12
+            })
         );
     }
 

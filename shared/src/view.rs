@@ -425,7 +425,13 @@ mod tests {
             view.a.expression,
             r#"process_cpu:samples:count:cpu:nanoseconds:delta{job="api"}"#
         );
-        assert_eq!(view.a.range, TimeRange::Absolute { from: 1000, to: 5000 });
+        assert_eq!(
+            view.a.range,
+            TimeRange::Absolute {
+                from: 1000,
+                to: 5000
+            }
+        );
         assert_eq!(view.a.merge, Some((2000, 3000)));
         assert_eq!(view.a.selection, Some(2500));
         assert_eq!(view.b.range, TimeRange::Relative(900_000));
@@ -452,7 +458,10 @@ mod tests {
         );
         assert_eq!(view, ViewState::default());
         // Only one absolute bound is no range.
-        assert_eq!(ViewState::from_query("from_a=1").a.range, TimeRange::default());
+        assert_eq!(
+            ViewState::from_query("from_a=1").a.range,
+            TimeRange::default()
+        );
     }
 
     #[test]
@@ -520,7 +529,12 @@ mod tests {
             (0u8..3, any::<bool>()),
         )
             .prop_map(
-                |((a, b, sum_by, group_by), (keep, drop, hide, search), (zoom, flame, invert, abs), (col, descending))| {
+                |(
+                    (a, b, sum_by, group_by),
+                    (keep, drop, hide, search),
+                    (zoom, flame, invert, abs),
+                    (col, descending),
+                )| {
                     ViewState {
                         a,
                         b,
@@ -531,9 +545,17 @@ mod tests {
                         hide,
                         search,
                         zoom,
-                        orientation: if flame { Orientation::Flame } else { Orientation::Icicle },
+                        orientation: if flame {
+                            Orientation::Flame
+                        } else {
+                            Orientation::Icicle
+                        },
                         invert,
-                        diff: if abs { DiffScale::Absolute } else { DiffScale::Relative },
+                        diff: if abs {
+                            DiffScale::Absolute
+                        } else {
+                            DiffScale::Relative
+                        },
                         sort: Sort {
                             column: [SortColumn::Function, SortColumn::Flat, SortColumn::Cum]
                                 [usize::from(col)],

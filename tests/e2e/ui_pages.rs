@@ -49,9 +49,11 @@ fn ingest_file(server: &Cinder, file: &str, labels: &str) -> bool {
 pub(crate) fn type_id(server: &Cinder, sample_type: &str, unit: &str) -> String {
     let url = format!("{}/api/v1/profile-types", server.url());
     let types = blocking(|| Http::new().get(&url, false).json());
-    let found = types.as_array().unwrap().iter().find(|t| {
-        t["sample_type"] == sample_type && t["sample_unit"] == unit
-    });
+    let found = types
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["sample_type"] == sample_type && t["sample_unit"] == unit);
     found.unwrap_or_else(|| panic!("no {sample_type}/{unit} type in {types}"))["id"]
         .as_str()
         .unwrap()
@@ -66,7 +68,10 @@ pub(crate) async fn poll(browser: &Browser, script: &str, done: impl Fn(&Value) 
         if done(&value) {
             return value;
         }
-        assert!(Instant::now() < deadline, "gave up waiting: {script} is still {value}");
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting: {script} is still {value}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -90,7 +95,9 @@ pub(crate) async fn locate(browser: &Browser, name: &str) -> (f64, f64) {
          return window.__cinderFlame.locate({name:?})"
     );
     let point = browser.eval(&script).await;
-    let xy = point.as_array().unwrap_or_else(|| panic!("{name} is not drawn"));
+    let xy = point
+        .as_array()
+        .unwrap_or_else(|| panic!("{name} is not drawn"));
     (xy[0].as_f64().unwrap(), xy[1].as_f64().unwrap())
 }
 
@@ -101,7 +108,11 @@ pub(crate) async fn move_mouse(browser: &Browser, (x, y): (f64, f64)) {
         x: x.round(),
         y: y.round(),
     });
-    browser.client.perform_actions(actions).await.expect("move the mouse");
+    browser
+        .client
+        .perform_actions(actions)
+        .await
+        .expect("move the mouse");
 }
 
 /// The fill colour of the canvas a few pixels under the centre of node `name`.
@@ -114,7 +125,11 @@ async fn pixel_under(browser: &Browser, name: &str) -> Vec<u64> {
              Math.round(({y} + 7 - r.top) * k), 1, 1).data; return [p[0], p[1], p[2]]"
     );
     let rgb = browser.eval(&script).await;
-    rgb.as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect()
+    rgb.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
 }
 
 /// Saves a screenshot under `target/tmp/screenshots/` when `CINDER_E2E_SCREENSHOTS` is set
@@ -139,7 +154,9 @@ const HOUR: i64 = 3_600_000;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restores_the_view() {
-    let Some((browser, server)) = setup("explore").await else { return };
+    let Some((browser, server)) = setup("explore").await else {
+        return;
+    };
     let _shot = browser.screenshot_on_panic("explore");
     if !ingest_file(&server, "parca__fib.pb.gz", "__name__=process_cpu&job=fib") {
         return;
@@ -164,8 +181,14 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
     let tooltip = text_of(&browser, "flame-tooltip").await;
     assert!(tooltip.contains("main.calculateFib"), "tooltip: {tooltip}");
     keep_screenshot(&browser, "explore").await;
-    assert!(tooltip.contains("% of total") && tooltip.contains("% of parent"), "tooltip: {tooltip}");
-    assert!(tooltip.contains("main.go"), "tooltip shows the file: {tooltip}");
+    assert!(
+        tooltip.contains("% of total") && tooltip.contains("% of parent"),
+        "tooltip: {tooltip}"
+    );
+    assert!(
+        tooltip.contains("main.go"),
+        "tooltip shows the file: {tooltip}"
+    );
 
     // Filters apply in the browser: no new request, a different tree.
     let queries = "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/v1/query?')).length";
@@ -179,7 +202,11 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
     )
     .await;
     assert!(fewer.as_u64().unwrap() > 1);
-    assert_eq!(browser.eval(queries).await, requests, "a filter must not refetch");
+    assert_eq!(
+        browser.eval(queries).await,
+        requests,
+        "a filter must not refetch"
+    );
     fill(&browser, "filter-hide", "").await;
     browser.eval("document.querySelector('[data-testid=filter-hide]').dispatchEvent(new Event('change'))").await;
     poll(
@@ -191,14 +218,29 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
 
     // The top table sorts by any column; a row click focuses its function.
     browser.wait_for("sort-cum").await.click().await.unwrap();
-    poll(&browser, "return location.search", |v| v.as_str().is_some_and(|s| s.contains("sort=-cum"))).await;
-    let first_row = browser.eval("return document.querySelector('[data-testid=top-table] tbody tr td').textContent").await;
-    assert_eq!(first_row, "main.calculateFib", "by cum, the caller of everything comes first");
-    browser.eval("document.querySelector('[data-testid=top-table] tbody tr').click()").await;
+    poll(&browser, "return location.search", |v| {
+        v.as_str().is_some_and(|s| s.contains("sort=-cum"))
+    })
+    .await;
+    let first_row = browser
+        .eval("return document.querySelector('[data-testid=top-table] tbody tr td').textContent")
+        .await;
+    assert_eq!(
+        first_row, "main.calculateFib",
+        "by cum, the caller of everything comes first"
+    );
+    browser
+        .eval("document.querySelector('[data-testid=top-table] tbody tr').click()")
+        .await;
     let crumbs = text_of(&browser, "flame-breadcrumbs").await;
     assert!(crumbs.contains("main.calculateFib"), "{crumbs}");
     browser.wait_for("flame-reset").await.click().await.unwrap();
-    poll(&browser, "return !document.querySelector('[data-testid=flame-breadcrumbs]')", |v| v == true).await;
+    poll(
+        &browser,
+        "return !document.querySelector('[data-testid=flame-breadcrumbs]')",
+        |v| v == true,
+    )
+    .await;
 
     // Search highlights the matches (others are dimmed) and shows their share.
     let before = pixel_under(&browser, "main.calculateFib").await;
@@ -216,22 +258,45 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
         |v| v.as_str().is_some_and(|s| s.contains("% of total")),
     )
     .await;
-    assert!(!share.as_str().unwrap().starts_with("calculateFib matched: 0.00%"), "{share}");
-    assert_eq!(pixel_under(&browser, "main.calculateFib").await, before, "a match keeps its colour");
-    assert_eq!(pixel_under(&browser, "root").await, [220, 220, 220], "a miss is dimmed");
+    assert!(
+        !share
+            .as_str()
+            .unwrap()
+            .starts_with("calculateFib matched: 0.00%"),
+        "{share}"
+    );
+    assert_eq!(
+        pixel_under(&browser, "main.calculateFib").await,
+        before,
+        "a match keeps its colour"
+    );
+    assert_eq!(
+        pixel_under(&browser, "root").await,
+        [220, 220, 220],
+        "a miss is dimmed"
+    );
 
     // Zoom into the function by clicking it; the breadcrumbs show the path.
     let point = locate(&browser, "main.calculateFib").await;
     move_mouse(&browser, point).await;
     browser
         .client
-        .perform_actions(MouseActions::new("mouse".into()).then(PointerAction::Down {
-            button: fantoccini::actions::MOUSE_BUTTON_LEFT,
-        }).then(PointerAction::Up { button: fantoccini::actions::MOUSE_BUTTON_LEFT }))
+        .perform_actions(
+            MouseActions::new("mouse".into())
+                .then(PointerAction::Down {
+                    button: fantoccini::actions::MOUSE_BUTTON_LEFT,
+                })
+                .then(PointerAction::Up {
+                    button: fantoccini::actions::MOUSE_BUTTON_LEFT,
+                }),
+        )
         .await
         .unwrap();
     let crumbs = text_of(&browser, "flame-breadcrumbs").await;
-    assert!(crumbs.contains("main.calculateFib"), "breadcrumbs: {crumbs}");
+    assert!(
+        crumbs.contains("main.calculateFib"),
+        "breadcrumbs: {crumbs}"
+    );
     let drawn = browser
         .eval("return document.querySelector('[data-testid=flamegraph]').dataset.drawn")
         .await;
@@ -243,12 +308,17 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
         .eval("return document.querySelector('[data-testid=share-link]').value")
         .await;
     let link = link.as_str().unwrap().to_owned();
-    assert!(link.contains("search=calculateFib") && link.contains("zoom="), "{link}");
+    assert!(
+        link.contains("search=calculateFib") && link.contains("zoom="),
+        "{link}"
+    );
     browser.client.goto("about:blank").await.unwrap();
     browser.open(&link, "page-explore").await;
     wait_for_flame(&browser).await;
     assert_eq!(
-        browser.eval("return document.querySelector('[data-testid=flame-search]').value").await,
+        browser
+            .eval("return document.querySelector('[data-testid=flame-search]').value")
+            .await,
         "calculateFib"
     );
     let restored = poll(
@@ -267,14 +337,29 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
     );
     // `/` focuses the search box; Esc resets the zoom.
     browser.eval("document.activeElement.blur(); document.body.dispatchEvent(new KeyboardEvent('keydown', {key: '/', bubbles: true}))").await;
-    assert_eq!(browser.eval("return document.activeElement.dataset.testid").await, "flame-search");
+    assert_eq!(
+        browser
+            .eval("return document.activeElement.dataset.testid")
+            .await,
+        "flame-search"
+    );
     browser.eval("document.body.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}))").await;
-    poll(&browser, "return !document.querySelector('[data-testid=flame-breadcrumbs]')", |v| v == true).await;
+    poll(
+        &browser,
+        "return !document.querySelector('[data-testid=flame-breadcrumbs]')",
+        |v| v == true,
+    )
+    .await;
 
     // The metrics graph: a drag merges a range, a click picks the single profile.
     let graph = browser.wait_for("metrics-graph").await;
     let left = fantoccini::actions::MOUSE_BUTTON_LEFT;
-    let at = |x: f64| PointerAction::MoveToElement { element: graph.clone(), duration: None, x, y: 0.0 };
+    let at = |x: f64| PointerAction::MoveToElement {
+        element: graph.clone(),
+        duration: None,
+        x,
+        y: 0.0,
+    };
     let drag = MouseActions::new("mouse".into())
         .then(at(-300.0))
         .then(PointerAction::Down { button: left })
@@ -282,7 +367,8 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
         .then(PointerAction::Up { button: left });
     browser.client.perform_actions(drag).await.unwrap();
     poll(&browser, "return location.search", |v| {
-        v.as_str().is_some_and(|s| s.contains("merge_from_a=") && s.contains("merge_to_a="))
+        v.as_str()
+            .is_some_and(|s| s.contains("merge_from_a=") && s.contains("merge_to_a="))
     })
     .await;
     let click = MouseActions::new("mouse".into())
@@ -299,39 +385,61 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
     )
     .await;
     let (from, to) = (bucket[0].as_i64().unwrap(), bucket[1].as_i64().unwrap());
-    assert!(from <= FIB_MS && FIB_MS <= to, "{from}..{to} misses the profile");
+    assert!(
+        from <= FIB_MS && FIB_MS <= to,
+        "{from}..{to} misses the profile"
+    );
     wait_for_flame(&browser).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn explore_says_so_when_the_range_is_empty() {
-    let Some((browser, server)) = setup("explore-empty").await else { return };
+    let Some((browser, server)) = setup("explore-empty").await else {
+        return;
+    };
     let _shot = browser.screenshot_on_panic("explore-empty");
     if !ingest_file(&server, "parca__fib.pb.gz", "__name__=process_cpu&job=fib") {
         return;
     }
     let cpu = type_id(&server, "cpu", "nanoseconds");
     // The last hour holds nothing: the profile is from 2021.
-    let url = format!("{}/?expression_a={}", server.url(), enc(&format!("{cpu}{{}}")));
+    let url = format!(
+        "{}/?expression_a={}",
+        server.url(),
+        enc(&format!("{cpu}{{}}"))
+    );
     browser.open(&url, "page-explore").await;
     let hint = text_of(&browser, "empty-hint").await;
-    assert!(hint.contains("No data for this selector in this range"), "{hint}");
+    assert!(
+        hint.contains("No data for this selector in this range"),
+        "{hint}"
+    );
     // The selector box completes label names, then values.
     let selector = browser.wait_for("selector-a").await;
     selector.clear().await.unwrap();
     selector.send_keys("{jo").await.unwrap();
     let names = text_of(&browser, "suggestions-a").await;
     assert!(names.contains("job"), "{names}");
-    browser.eval("document.querySelector('[data-testid=suggestions-a] button').click()").await;
+    browser
+        .eval("document.querySelector('[data-testid=suggestions-a] button').click()")
+        .await;
     let values = text_of(&browser, "suggestions-a").await;
     assert!(values.contains("fib"), "{values}");
-    browser.eval("document.querySelector('[data-testid=suggestions-a] button').click()").await;
+    browser
+        .eval("document.querySelector('[data-testid=suggestions-a] button').click()")
+        .await;
     assert_eq!(
-        browser.eval("return document.querySelector('[data-testid=selector-a]').value").await,
+        browser
+            .eval("return document.querySelector('[data-testid=selector-a]').value")
+            .await,
         "{job=\"fib\""
     );
     // A bad selector is an inline error with the server's message.
-    let url = format!("{}/?expression_a={}", server.url(), enc(&format!("{cpu}{{job=~\"(\"}}")));
+    let url = format!(
+        "{}/?expression_a={}",
+        server.url(),
+        enc(&format!("{cpu}{{job=~\"(\"}}"))
+    );
     browser.open(&url, "page-explore").await;
     let error = text_of(&browser, "error").await;
     assert!(!error.is_empty());
@@ -339,9 +447,14 @@ async fn explore_says_so_when_the_range_is_empty() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshot_types_show_the_latest_profile_by_default() {
-    let Some((browser, server)) = setup("snapshot").await else { return };
+    let Some((browser, server)) = setup("snapshot").await else {
+        return;
+    };
     let _shot = browser.screenshot_on_panic("snapshot");
-    for file in ["parca__many_1644509272337470000.pb.gz", "parca__many_1644509278338696000.pb.gz"] {
+    for file in [
+        "parca__many_1644509272337470000.pb.gz",
+        "parca__many_1644509278338696000.pb.gz",
+    ] {
         if !ingest_file(&server, file, "__name__=memory&job=many") {
             return;
         }
@@ -355,15 +468,26 @@ async fn snapshot_types_show_the_latest_profile_by_default() {
     browser.open(&url, "page-explore").await;
     wait_for_flame(&browser).await;
     let search = browser.eval("return location.search").await;
-    assert!(search.as_str().unwrap().contains("selection_a=1644509278338"), "{search}");
+    assert!(
+        search
+            .as_str()
+            .unwrap()
+            .contains("selection_a=1644509278338"),
+        "{search}"
+    );
     browser.wait_for("selected-point").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn compare_renders_a_diff_of_two_profiles() {
-    let Some((browser, server)) = setup("compare").await else { return };
+    let Some((browser, server)) = setup("compare").await else {
+        return;
+    };
     let _shot = browser.screenshot_on_panic("compare");
-    for file in ["parca__many_1644509272337470000.pb.gz", "parca__many_1644509278338696000.pb.gz"] {
+    for file in [
+        "parca__many_1644509272337470000.pb.gz",
+        "parca__many_1644509278338696000.pb.gz",
+    ] {
         if !ingest_file(&server, file, "__name__=memory&job=many") {
             return;
         }
@@ -390,7 +514,10 @@ async fn compare_renders_a_diff_of_two_profiles() {
     browser.wait_for("diff-scale").await;
     move_mouse(&browser, locate(&browser, "root").await).await;
     let tooltip = text_of(&browser, "flame-tooltip").await;
-    assert!(tooltip.contains("baseline") && tooltip.contains("change"), "{tooltip}");
+    assert!(
+        tooltip.contains("baseline") && tooltip.contains("change"),
+        "{tooltip}"
+    );
     keep_screenshot(&browser, "compare").await;
     // Absolute colouring is one click away and lands in the URL.
     browser.wait_for("diff-scale").await.click().await.unwrap();
@@ -415,7 +542,10 @@ fn start_go_target() -> Option<GoTarget> {
         .join("../../shared/targets/go-pprof-target/run.sh");
     let go = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("go").is_file()));
-    prerequisite("the Go target and Go", (script.is_file() && go).then_some(()))?;
+    prerequisite(
+        "the Go target and Go",
+        (script.is_file() && go).then_some(()),
+    )?;
     let mut child = Command::new("bash")
         .arg(&script)
         .arg("127.0.0.1:0")
@@ -444,7 +574,9 @@ async fn fill(browser: &Browser, testid: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_targets_form_adds_a_target_that_turns_healthy_and_shows_field_errors() {
-    let Some((browser, server)) = setup("targets").await else { return };
+    let Some((browser, server)) = setup("targets").await else {
+        return;
+    };
     let _shot = browser.screenshot_on_panic("targets");
     // The targets API comes with the scraper (issue #5); until it is merged, say so.
     let url = format!("{}/api/v1/targets", server.url());
@@ -452,7 +584,9 @@ async fn the_targets_form_adds_a_target_that_turns_healthy_and_shows_field_error
         eprintln!("SKIPPED: this build has no /api/v1/targets yet");
         return;
     }
-    browser.open(&format!("{}/targets", server.url()), "target-form").await;
+    browser
+        .open(&format!("{}/targets", server.url()), "target-form")
+        .await;
 
     // A bad address: the API's 400 names the field, shown beside it.
     fill(&browser, "target-job", "ui-bad").await;
@@ -461,13 +595,16 @@ async fn the_targets_form_adds_a_target_that_turns_healthy_and_shows_field_error
     let error = text_of(&browser, "error-address").await;
     assert!(!error.is_empty());
 
-    let Some(target) = start_go_target() else { return };
+    let Some(target) = start_go_target() else {
+        return;
+    };
     fill(&browser, "target-job", "ui-go").await;
     fill(&browser, "target-address", &target.1).await;
     fill(&browser, "target-interval", "1s").await;
     browser.wait_for("target-save").await.click().await.unwrap();
     let row = format!("[data-testid=target-row][data-url*='{}']", target.1);
-    let listed = format!("const r = document.querySelector(\"{row}\"); return r ? r.dataset.health : null");
+    let listed =
+        format!("const r = document.querySelector(\"{row}\"); return r ? r.dataset.health : null");
     poll(&browser, &listed, |v| !v.is_null()).await;
     // Healthy once scraped (the poll gives up after 30 s).
     poll(&browser, &listed, |v| v == "up").await;

@@ -35,9 +35,15 @@ fn synthetic_stacks() -> Vec<(Vec<String>, i64)> {
 
 /// The durations (ms) of the measures named `name`.
 async fn measures(browser: &crate::browser::Browser, name: &str) -> Vec<f64> {
-    let script = format!("return performance.getEntriesByName({name:?}, 'measure').map(e => e.duration)");
+    let script =
+        format!("return performance.getEntriesByName({name:?}, 'measure').map(e => e.duration)");
     let value = browser.eval(&script).await;
-    value.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
 }
 
 fn summary(values: &[f64]) -> String {
@@ -45,12 +51,17 @@ fn summary(values: &[f64]) -> String {
     sorted.sort_by(f64::total_cmp);
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
     let max = sorted.last().copied().unwrap_or(f64::NAN);
-    format!("median {median:.1} ms, max {max:.1} ms over {} samples", sorted.len())
+    format!(
+        "median {median:.1} ms, max {max:.1} ms over {} samples",
+        sorted.len()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_100k_node_flame_graph_draws_and_redraws_fast() {
-    let Some((browser, server)) = setup("perf").await else { return };
+    let Some((browser, server)) = setup("perf").await else {
+        return;
+    };
     let _shot = browser.screenshot_on_panic("perf");
     let time_ms = 1_700_000_000_000i64;
     let owned = synthetic_stacks();
@@ -59,7 +70,10 @@ async fn a_100k_node_flame_graph_draws_and_redraws_fast() {
         .map(|(frames, v)| (frames.iter().map(String::as_str).collect(), *v))
         .collect();
     let stacks: Vec<(&[&str], i64)> = stacks.iter().map(|(f, v)| (f.as_slice(), *v)).collect();
-    let url = format!("{}/api/v1/ingest?__name__=process_cpu&job=perf", server.url());
+    let url = format!(
+        "{}/api/v1/ingest?__name__=process_cpu&job=perf",
+        server.url()
+    );
     let body = cpu_profile(time_ms, &stacks);
     let resp = blocking(|| Http::new().post(&url, body));
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
@@ -86,7 +100,11 @@ async fn a_100k_node_flame_graph_draws_and_redraws_fast() {
     // sub-pixel at this zoom and culled).
     for level in 0..3 {
         for k in [1, 4, 8] {
-            move_mouse(&browser, locate(&browser, &format!("pkg{k}.level{level}")).await).await;
+            move_mouse(
+                &browser,
+                locate(&browser, &format!("pkg{k}.level{level}")).await,
+            )
+            .await;
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
     }
@@ -96,8 +114,12 @@ async fn a_100k_node_flame_graph_draws_and_redraws_fast() {
     for name in ["pkg3.level0", "pkg5.level1", "pkg2.level2"] {
         move_mouse(&browser, locate(&browser, name).await).await;
         let click = MouseActions::new("mouse".into())
-            .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT })
-            .then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            });
         browser.client.perform_actions(click).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -110,23 +132,39 @@ async fn a_100k_node_flame_graph_draws_and_redraws_fast() {
     eprintln!("PERF first draw after data (decode + tree + layout + draw): {first:.1} ms");
     eprintln!("PERF hover redraw: {}", summary(&hover));
     eprintln!("PERF zoom redraw (layout + draw): {}", summary(&zoom));
-    assert!(!hover.is_empty() && !zoom.is_empty(), "no hover or zoom measures");
+    assert!(
+        !hover.is_empty() && !zoom.is_empty(),
+        "no hover or zoom measures"
+    );
     let median = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    assert!(median(&hover) <= 16.0, "hover redraws take {}", summary(&hover));
-    assert!(median(&zoom) <= 16.0, "zoom redraws take {}", summary(&zoom));
+    assert!(
+        median(&hover) <= 16.0,
+        "hover redraws take {}",
+        summary(&hover)
+    );
+    assert!(
+        median(&zoom) <= 16.0,
+        "zoom redraws take {}",
+        summary(&zoom)
+    );
     // The 300 ms budget is for the optimized UI (`cargo xtask dist`); `cargo xtask test`
     // builds a debug one, about twice as slow, which only gets a sanity bound.
     let budget = if optimized_ui() { 300.0 } else { 1000.0 };
-    assert!(first <= budget, "first draw took {first:.1} ms (budget {budget} ms)");
+    assert!(
+        first <= budget,
+        "first draw took {first:.1} ms (budget {budget} ms)"
+    );
 }
 
 /// Whether the UI under test was built in release (its wasm is a few MB at most).
 fn optimized_ui() -> bool {
-    let Some(dir) = crate::harness::ui_dir() else { return false };
+    let Some(dir) = crate::harness::ui_dir() else {
+        return false;
+    };
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()

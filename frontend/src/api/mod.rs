@@ -133,7 +133,10 @@ async fn json_of<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
 }
 
 /// `GET url` as JSON.
-pub(crate) async fn get_json<T: DeserializeOwned>(url: &str, aborter: Option<&Aborter>) -> Result<T, ApiError> {
+pub(crate) async fn get_json<T: DeserializeOwned>(
+    url: &str,
+    aborter: Option<&Aborter>,
+) -> Result<T, ApiError> {
     json_of(send("GET", url, None, aborter).await?).await
 }
 
@@ -154,7 +157,12 @@ pub(crate) async fn send_json<B: Serialize, T: DeserializeOwned>(
     let body = body.map(|b| serde_json::to_string(b).expect("serializable body"));
     let resp = send(method, url, body, None).await?;
     let text = text_of(&resp).await?;
-    serde_json::from_str(if text.trim().is_empty() { "null" } else { &text }).map_err(|e| ApiError {
+    serde_json::from_str(if text.trim().is_empty() {
+        "null"
+    } else {
+        &text
+    })
+    .map_err(|e| ApiError {
         error: "unexpected answer".into(),
         detail: e.to_string(),
         ..ApiError::default()
@@ -174,7 +182,6 @@ pub(crate) fn url(path: &str, params: &[(&str, String)]) -> String {
     }
     out
 }
-
 
 /// Label names (`name == None`) or the values of one label, for autocompletion.
 pub(crate) async fn label_words(

@@ -33,7 +33,11 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
     let model = StoredValue::new_local(Model::default());
     let canvas_ref = NodeRef::<html::Canvas>::new();
     let box_ref = NodeRef::<html::Div>::new();
-    let (tree_v, layout_v, search_v) = (RwSignal::new(0u32), RwSignal::new(0u32), RwSignal::new(0u32));
+    let (tree_v, layout_v, search_v) = (
+        RwSignal::new(0u32),
+        RwSignal::new(0u32),
+        RwSignal::new(0u32),
+    );
     let width = RwSignal::new(0.0f64);
     let hover = RwSignal::new(None::<u32>);
     let pointer = RwSignal::new((0.0f64, 0.0f64));
@@ -55,7 +59,11 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
     let term = Memo::new(move |_| view.with(|v| v.search.clone()));
     let style = Memo::new(move |_| {
         let (orientation, diff) = view.with(|v| (v.orientation, v.diff));
-        Style { dark: dark.get(), orientation, diff }
+        Style {
+            dark: dark.get(),
+            orientation,
+            diff,
+        }
     });
 
     // Data, filters or invert: rebuild the tree.
@@ -86,7 +94,9 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
         layout_v.track();
         search_v.track();
         let (hovered, style) = (hover.get(), style.get());
-        let Some(canvas) = canvas_ref.get() else { return };
+        let Some(canvas) = canvas_ref.get() else {
+            return;
+        };
         if data.with(Option::is_none) {
             return;
         }
@@ -179,8 +189,16 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
         }
         let (matched, total, unit) =
             model.with_value(|m| (m.search.matched_total, m.tree.total(), m.unit.clone()));
-        let pct = if total == 0 { 0.0 } else { matched as f64 * 100.0 / total as f64 };
-        Some(format!("{} matched: {pct:.2}% of total ({})", term, format_value(matched, &unit)))
+        let pct = if total == 0 {
+            0.0
+        } else {
+            matched as f64 * 100.0 / total as f64
+        };
+        Some(format!(
+            "{} matched: {pct:.2}% of total ({})",
+            term,
+            format_value(matched, &unit)
+        ))
     };
 
     let crumbs = move || {
@@ -189,7 +207,10 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
             let mut ids: Vec<u32> = m.tree.ancestors(m.zoom).collect();
             ids.reverse();
             ids.push(m.zoom);
-            let names: Vec<(u32, String)> = ids.iter().map(|&n| (n, m.tree.name(n).into_owned())).collect();
+            let names: Vec<(u32, String)> = ids
+                .iter()
+                .map(|&n| (n, m.tree.name(n).into_owned()))
+                .collect();
             (m.zoom, names)
         });
         (zoom != ROOT).then(|| {
@@ -208,10 +229,12 @@ pub(crate) fn FlameGraph(data: Signal<Option<Arc<StacksResponse>>>, url: UrlView
     let trimmed = move || {
         tree_v.track();
         let ((nodes, value), unit) = model.with_value(|m| (m.trimmed, m.unit.clone()));
-        (nodes > 0).then(|| format!(
-            "{nodes} small nodes ({}) are folded into \"other\" to keep the answer small.",
-            format_value(value, &unit)
-        ))
+        (nodes > 0).then(|| {
+            format!(
+                "{nodes} small nodes ({}) are folded into \"other\" to keep the answer small.",
+                format_value(value, &unit)
+            )
+        })
     };
     let is_diff = move || {
         tree_v.track();
@@ -304,4 +327,3 @@ fn filter_of(v: &ViewState) -> StackFilter {
         hide_frames: v.hide.clone(),
     }
 }
-

@@ -19,11 +19,19 @@ pub(crate) fn FlameTooltip(
         let node = hover.get()?;
         tree_v.track();
         let (info, unit, diff) = model.with_value(|m| {
-            (m.tree.get(node).map(|_| NodeInfo::of(&m.tree, node)), m.unit.clone(), m.diff)
+            (
+                m.tree.get(node).map(|_| NodeInfo::of(&m.tree, node)),
+                m.unit.clone(),
+                m.diff,
+            )
         });
         let info = info?;
         let (x, y) = pointer.get();
-        let left = if x > width.get_untracked() * 0.6 { x - 330.0 } else { x + 14.0 };
+        let left = if x > width.get_untracked() * 0.6 {
+            x - 330.0
+        } else {
+            x + 14.0
+        };
         Some(view! {
             <div class="flame-tooltip" data-testid="flame-tooltip" role="status"
                 style=format!("left:{}px;top:{}px", left.max(0.0), y + 16.0)>

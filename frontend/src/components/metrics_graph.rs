@@ -20,7 +20,9 @@ const H: f64 = 160.0;
 const LEFT: f64 = 78.0;
 const BOTTOM: f64 = 20.0;
 const TOP: f64 = 8.0;
-const COLORS: [&str; 6] = ["#d9480f", "#1c7ed6", "#2b8a3e", "#ae3ec9", "#f08c00", "#0c8599"];
+const COLORS: [&str; 6] = [
+    "#d9480f", "#1c7ed6", "#2b8a3e", "#ae3ec9", "#f08c00", "#0c8599",
+];
 
 /// The y value plotted: per second for delta types, the value for snapshots.
 fn plotted(p: &crate::api::Point) -> f64 {
@@ -42,20 +44,30 @@ pub(crate) fn MetricsGraph(
     let scales = Memo::new(move |_| {
         let (from, to) = range.get();
         let max = series.with(|s| {
-            s.iter().flat_map(|s| s.points.iter().map(plotted)).fold(0.0f64, f64::max)
+            s.iter()
+                .flat_map(|s| s.points.iter().map(plotted))
+                .fold(0.0f64, f64::max)
         });
         (
             Scale::new((from as f64, to as f64), (LEFT, W)),
-            Scale::new((0.0, if max > 0.0 { max * 1.1 } else { 1.0 }), (H - BOTTOM, TOP)),
+            Scale::new(
+                (0.0, if max > 0.0 { max * 1.1 } else { 1.0 }),
+                (H - BOTTOM, TOP),
+            ),
         )
     });
     let x_of = move |ev: &web_sys::MouseEvent| -> Option<f64> {
         let svg = svg_ref.get_untracked()?;
         let bounds = svg.get_bounding_client_rect();
-        (bounds.width() > 0.0).then(|| (f64::from(ev.client_x()) - bounds.left()) / bounds.width() * W)
+        (bounds.width() > 0.0)
+            .then(|| (f64::from(ev.client_x()) - bounds.left()) / bounds.width() * W)
     };
     let times = move || {
-        let mut times: Vec<i64> = series.with(|s| s.iter().flat_map(|s| s.points.iter().map(|p| p.t)).collect());
+        let mut times: Vec<i64> = series.with(|s| {
+            s.iter()
+                .flat_map(|s| s.points.iter().map(|p| p.t))
+                .collect()
+        });
         times.sort_unstable();
         times.dedup();
         times
@@ -63,7 +75,11 @@ pub(crate) fn MetricsGraph(
     let t_at = move |x: f64| scales.get_untracked().0.invert(x) as i64;
 
     let per_second = Memo::new(move |_| {
-        series.with(|s| s.iter().flat_map(|s| &s.points).any(|p| p.value_per_second.is_some()))
+        series.with(|s| {
+            s.iter()
+                .flat_map(|s| &s.points)
+                .any(|p| p.value_per_second.is_some())
+        })
     });
     let on_down = move |ev: web_sys::MouseEvent| {
         if let Some(x) = x_of(&ev) {
@@ -81,11 +97,15 @@ pub(crate) fn MetricsGraph(
         });
     };
     let on_up = move |_| {
-        let Some((start, end)) = drag.get_untracked() else { return };
+        let Some((start, end)) = drag.get_untracked() else {
+            return;
+        };
         drag.set(None);
         if (end - start).abs() < 4.0 {
             let times = times();
-            let Some(t) = nearest(&times, t_at(start)).map(|i| times[i]) else { return };
+            let Some(t) = nearest(&times, t_at(start)).map(|i| times[i]) else {
+                return;
+            };
             // A snapshot point is one profile; a delta point is a bucket of them.
             let delta = per_second.get_untracked();
             let (from, to) = range.get_untracked();
@@ -162,14 +182,17 @@ pub(crate) fn MetricsGraph(
         let t = hover_t.get()?;
         let unit = unit.get();
         let rows = series.with(|s| {
-            s.iter().enumerate().filter_map(|(i, s)| {
-                let p = s.points.iter().find(|p| p.t == t)?;
-                let value = match p.value_per_second {
-                    Some(ps) => format!("{} ({:.3}/s)", format_value(p.value, &unit), ps),
-                    None => format_value(p.value, &unit),
-                };
-                Some((i, s.labels.to_string(), value))
-            }).collect::<Vec<_>>()
+            s.iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let p = s.points.iter().find(|p| p.t == t)?;
+                    let value = match p.value_per_second {
+                        Some(ps) => format!("{} ({:.3}/s)", format_value(p.value, &unit), ps),
+                        None => format_value(p.value, &unit),
+                    };
+                    Some((i, s.labels.to_string(), value))
+                })
+                .collect::<Vec<_>>()
         });
         Some(view! {
             <div class="metrics-readout" data-testid="metrics-readout">
@@ -227,9 +250,19 @@ fn short(v: f64) -> String {
 /// A local time label, with the date when the span is over a day (or for readouts).
 fn clock(ms: i64, span: f64) -> String {
     let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    let time = format!("{:02}:{:02}:{:02}", d.get_hours(), d.get_minutes(), d.get_seconds());
+    let time = format!(
+        "{:02}:{:02}:{:02}",
+        d.get_hours(),
+        d.get_minutes(),
+        d.get_seconds()
+    );
     if span == 0.0 || span > 86_400_000.0 {
-        format!("{:04}-{:02}-{:02} {time}", d.get_full_year(), d.get_month() + 1, d.get_date())
+        format!(
+            "{:04}-{:02}-{:02} {time}",
+            d.get_full_year(),
+            d.get_month() + 1,
+            d.get_date()
+        )
     } else {
         time
     }

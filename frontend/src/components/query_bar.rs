@@ -51,7 +51,10 @@ impl Which {
 /// Splits an expression into its profile type id and selector text.
 pub(crate) fn split_expression(expression: &str) -> (String, String) {
     match expression.find('{') {
-        Some(i) => (expression[..i].trim().to_owned(), expression[i..].to_owned()),
+        Some(i) => (
+            expression[..i].trim().to_owned(),
+            expression[i..].to_owned(),
+        ),
         None => (expression.trim().to_owned(), String::new()),
     }
 }
@@ -83,7 +86,11 @@ pub(crate) fn QueryBar(
     let initial = side.get_untracked();
     let (type_id, selector) = split_expression(&initial.expression);
     let profile_type = RwSignal::new(type_id);
-    let selector = RwSignal::new(if selector.is_empty() { "{}".to_owned() } else { selector });
+    let selector = RwSignal::new(if selector.is_empty() {
+        "{}".to_owned()
+    } else {
+        selector
+    });
     let range = RwSignal::new(initial.range);
     // Follow the URL when it changes under us (Back, links).
     Effect::new(move |_| {
@@ -96,20 +103,33 @@ pub(crate) fn QueryBar(
     // A side without a query gets a CPU type (or the first) at once.
     Effect::new(move |_| {
         if let Some(Ok(list)) = types.get()
-            && url.view.with_untracked(|v| which.of(v).expression.is_empty())
+            && url
+                .view
+                .with_untracked(|v| which.of(v).expression.is_empty())
             && let Some(t) = default_type(&list)
         {
             let expression = format!("{}{{}}", t.id());
-            url.update(History::Replace, |v| which.of_mut(v).expression = expression);
+            url.update(History::Replace, |v| {
+                which.of_mut(v).expression = expression
+            });
         }
     });
 
     let search = move || {
-        let expression = format!("{}{}", profile_type.get_untracked(), selector.get_untracked().trim());
+        let expression = format!(
+            "{}{}",
+            profile_type.get_untracked(),
+            selector.get_untracked().trim()
+        );
         let range = range.get_untracked();
         url.update(History::Push, move |v| {
             let s = which.of_mut(v);
-            *s = Side { expression, range, merge: None, selection: None };
+            *s = Side {
+                expression,
+                range,
+                merge: None,
+                selection: None,
+            };
             v.zoom.clear();
         });
     };
@@ -131,7 +151,9 @@ pub(crate) fn QueryBar(
                 Completion::Name { prefix, .. } => (None, prefix.clone()),
                 Completion::Value { name, prefix, .. } => (Some(name.clone()), prefix.clone()),
             };
-            let words = api::label_words(name.as_deref(), &query, start, end).await.unwrap_or_default();
+            let words = api::label_words(name.as_deref(), &query, start, end)
+                .await
+                .unwrap_or_default();
             let words: Vec<String> = words
                 .into_iter()
                 .filter(|w| w.starts_with(&prefix) && w != "__name__")
@@ -151,8 +173,12 @@ pub(crate) fn QueryBar(
     let id = move |name: &str| format!("{name}-{}", which.suffix());
     let type_options = move || match types.get() {
         None => view! { <option value="">"Loading…"</option> }.into_any(),
-        Some(Err(e)) => view! { <option value="">{format!("error: {}", e.message())}</option> }.into_any(),
-        Some(Ok(list)) if list.is_empty() => view! { <option value="">"No profiles stored yet"</option> }.into_any(),
+        Some(Err(e)) => {
+            view! { <option value="">{format!("error: {}", e.message())}</option> }.into_any()
+        }
+        Some(Ok(list)) if list.is_empty() => {
+            view! { <option value="">"No profiles stored yet"</option> }.into_any()
+        }
         Some(Ok(list)) => list
             .into_iter()
             .map(|t| {
@@ -164,7 +190,9 @@ pub(crate) fn QueryBar(
             .into_any(),
     };
     let preset_value = move || match range.get() {
-        TimeRange::Relative(ms) => shared::duration::format_duration(std::time::Duration::from_millis(ms)),
+        TimeRange::Relative(ms) => {
+            shared::duration::format_duration(std::time::Duration::from_millis(ms))
+        }
         TimeRange::Absolute { .. } => "absolute".to_owned(),
     };
     let bound = move |end: bool| {
@@ -172,7 +200,9 @@ pub(crate) fn QueryBar(
         to_local_input(if end { to } else { from })
     };
     let set_bound = move |end: bool, text: String| {
-        let Some(ms) = from_local_input(&text) else { return };
+        let Some(ms) = from_local_input(&text) else {
+            return;
+        };
         let (from, to) = range.get_untracked().resolve(now_ms());
         range.set(if end {
             TimeRange::Absolute { from, to: ms }

@@ -26,7 +26,11 @@ fn sorted(rows: &[TopRow], sort: Sort) -> Vec<TopRow> {
             SortColumn::Flat => a.flat.cmp(&b.flat),
             SortColumn::Cum => a.cum.cmp(&b.cum),
         };
-        let order = if sort.descending { order.reverse() } else { order };
+        let order = if sort.descending {
+            order.reverse()
+        } else {
+            order
+        };
         order.then_with(|| a.function.cmp(&b.function))
     });
     rows.truncate(MAX_ROWS);

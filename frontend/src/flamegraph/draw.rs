@@ -49,16 +49,25 @@ pub(crate) fn row_at(y: f64, rows: u16, orientation: Orientation) -> Option<u16>
 }
 
 /// Draws `model` on `canvas` at the canvas's CSS width; returns the number of rects drawn.
-pub(crate) fn draw(canvas: &HtmlCanvasElement, model: &Model, hover: Option<u32>, style: Style) -> usize {
+pub(crate) fn draw(
+    canvas: &HtmlCanvasElement,
+    model: &Model,
+    hover: Option<u32>,
+    style: Style,
+) -> usize {
     let Some(ctx) = context(canvas) else { return 0 };
-    let dpr = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio()).max(1.0);
+    let dpr = web_sys::window()
+        .map_or(1.0, |w| w.device_pixel_ratio())
+        .max(1.0);
     let rows = model.max_row() + 1;
     let (width, height) = (model.width, f64::from(rows) * ROW);
     let (px_w, px_h) = ((width * dpr).round() as u32, (height * dpr).round() as u32);
     if canvas.width() != px_w || canvas.height() != px_h {
         canvas.set_width(px_w);
         canvas.set_height(px_h);
-        let _ = canvas.style().set_property("height", &format!("{height}px"));
+        let _ = canvas
+            .style()
+            .set_property("height", &format!("{height}px"));
     }
     let _ = ctx.set_transform(dpr, 0.0, 0.0, dpr, 0.0, 0.0);
     ctx.clear_rect(0.0, 0.0, width, height);
@@ -88,7 +97,12 @@ pub(crate) fn draw(canvas: &HtmlCanvasElement, model: &Model, hover: Option<u32>
         ctx.set_stroke_style_str(if style.dark { "#ffffff" } else { "#111111" });
         ctx.set_line_width(1.5);
         let y = row_top(rect.depth, rows, style.orientation);
-        ctx.stroke_rect(rect.x + 0.75, y + 0.75, (rect.width - 2.0).max(1.0), ROW - 2.5);
+        ctx.stroke_rect(
+            rect.x + 0.75,
+            y + 0.75,
+            (rect.width - 2.0).max(1.0),
+            ROW - 2.5,
+        );
     }
     model.rects.len()
 }
@@ -107,7 +121,14 @@ fn node_color<'a>(
     scale: DiffScale,
 ) -> std::borrow::Cow<'a, str> {
     let node = model.tree.node(rect.node);
-    if searching && !model.search.matches.get(rect.node as usize).copied().unwrap_or(false) {
+    if searching
+        && !model
+            .search
+            .matches
+            .get(rect.node as usize)
+            .copied()
+            .unwrap_or(false)
+    {
         return dim.into();
     }
     if model.diff {

@@ -27,7 +27,12 @@ pub(crate) fn install_test_hook(
                 .iter()
                 .filter(|r| m.tree.name(r.node) == name)
                 .max_by(|a, b| a.width.total_cmp(&b.width))
-                .map(|r| (r.x + r.width / 2.0, draw::row_top(r.depth, rows, orientation) + draw::ROW / 2.0))
+                .map(|r| {
+                    (
+                        r.x + r.width / 2.0,
+                        draw::row_top(r.depth, rows, orientation) + draw::ROW / 2.0,
+                    )
+                })
         });
         let Some((x, y)) = found else {
             return wasm_bindgen::JsValue::NULL;

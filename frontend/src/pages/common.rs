@@ -47,7 +47,10 @@ pub(crate) fn side_params(side: &Side, suffix: &str, now: i64) -> Vec<(String, S
 
 /// `/api/v1/query?…` with these parameters.
 pub(crate) fn query_url(params: &[(String, String)]) -> String {
-    let borrowed: Vec<(&str, String)> = params.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let borrowed: Vec<(&str, String)> = params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     api::url("/api/v1/query", &borrowed)
 }
 
@@ -96,7 +99,11 @@ pub(crate) fn load_series(url: UrlView, which: Which) -> (RwSignal<Vec<Series>>,
 }
 
 /// For snapshot types with no selection, selects the latest profile once series arrive.
-pub(crate) fn default_to_latest_snapshot(url: UrlView, which: Which, series: RwSignal<Vec<Series>>) {
+pub(crate) fn default_to_latest_snapshot(
+    url: UrlView,
+    which: Which,
+    series: RwSignal<Vec<Series>>,
+) {
     Effect::new(move |_| {
         let latest = series.with(|s| s.iter().filter_map(|s| s.points.last().map(|p| p.t)).max());
         let side = url.view.with_untracked(|v| which.of(v).clone());
@@ -115,20 +122,24 @@ pub(crate) fn load_stacks(
     let status = RwSignal::new(Status::Idle);
     let aborter = StoredValue::new_local(Aborter::default());
     Effect::new(move |_| {
-        let Some(mut params) = params.get() else { return };
+        let Some(mut params) = params.get() else {
+            return;
+        };
         params.push(("report".into(), "stacks".into()));
         let url = query_url(&params);
         status.set(Status::Loading);
         let aborter = aborter.get_value();
         spawn_local(async move {
-            let answer = api::get_bytes(&url, Some(&aborter)).await.and_then(|bytes| {
-                perf::mark(perf::names::DATA);
-                shared::ipc::decode_stacks(&bytes).map_err(|e| ApiError {
-                    error: "cannot read the answer".into(),
-                    detail: e.to_string(),
-                    ..ApiError::default()
-                })
-            });
+            let answer = api::get_bytes(&url, Some(&aborter))
+                .await
+                .and_then(|bytes| {
+                    perf::mark(perf::names::DATA);
+                    shared::ipc::decode_stacks(&bytes).map_err(|e| ApiError {
+                        error: "cannot read the answer".into(),
+                        detail: e.to_string(),
+                        ..ApiError::default()
+                    })
+                });
             match answer {
                 Ok(resp) => {
                     let empty = resp.stacks.stacks.is_empty();
@@ -147,7 +158,8 @@ pub(crate) fn load_stacks(
 /// The progress, empty and error line for `status`; `what` names what is loaded.
 #[component]
 pub(crate) fn StatusLine(status: RwSignal<Status>, what: &'static str) -> impl IntoView {
-    move || match status.get() {
+    move || {
+        match status.get() {
         Status::Idle | Status::Ready => None,
         Status::Loading => Some(view! {
             <p class="loading" data-testid="loading" role="status">
@@ -163,6 +175,7 @@ pub(crate) fn StatusLine(status: RwSignal<Status>, what: &'static str) -> impl I
             <p class="error" data-testid="error" role="alert">{message}</p>
         }.into_any()),
     }
+    }
 }
 
 /// A "copy link" button: copies the URL of this view with relative times pinned, and shows it.
@@ -170,7 +183,9 @@ pub(crate) fn StatusLine(status: RwSignal<Status>, what: &'static str) -> impl I
 pub(crate) fn CopyLink(url: UrlView) -> impl IntoView {
     let link = RwSignal::new(None::<String>);
     let copy = move |_| {
-        let Some(window) = web_sys::window() else { return };
+        let Some(window) = web_sys::window() else {
+            return;
+        };
         let location = window.location();
         let origin = location.origin().unwrap_or_default();
         let path = location.pathname().unwrap_or_default();

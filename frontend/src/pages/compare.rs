@@ -31,8 +31,11 @@ pub(crate) fn Compare() -> impl IntoView {
         let range = Memo::new(move |_| url.view.with(|v| which.of(v).range));
         let range = Signal::derive(move || range.get().resolve(now_ms()));
         let unit = Memo::new(move |_| {
-            url.view
-                .with(|v| type_of(&which.of(v).expression).map(|t| t.sample_unit).unwrap_or_default())
+            url.view.with(|v| {
+                type_of(&which.of(v).expression)
+                    .map(|t| t.sample_unit)
+                    .unwrap_or_default()
+            })
         });
         let title = match which {
             Which::A => "A (baseline)",

@@ -36,7 +36,11 @@ pub(crate) fn Explore() -> impl IntoView {
                 return None; // waits for the latest profile to be picked
             }
             let mut params = side_params(a, "", now_ms());
-            let mode = if a.selection.is_some() { "single" } else { "merge" };
+            let mode = if a.selection.is_some() {
+                "single"
+            } else {
+                "merge"
+            };
             params.push(("mode".into(), mode.into()));
             if !group_by.is_empty() {
                 params.push(("group_by".into(), group_by.join(",")));
@@ -48,7 +52,11 @@ pub(crate) fn Explore() -> impl IntoView {
     let range = Memo::new(move |_| url.view.with(|v| v.a.range));
     let range = Signal::derive(move || range.get().resolve(now_ms()));
     let unit = Memo::new(move |_| {
-        url.view.with(|v| type_of(&v.a.expression).map(|t| t.sample_unit).unwrap_or_default())
+        url.view.with(|v| {
+            type_of(&v.a.expression)
+                .map(|t| t.sample_unit)
+                .unwrap_or_default()
+        })
     });
     let pprof = move || {
         params.get().map(|mut p| {
@@ -104,5 +112,8 @@ pub(crate) fn Explore() -> impl IntoView {
 
 /// `a, b,,c` → `[a, b, c]`.
 pub(crate) fn split_list(text: &str) -> Vec<String> {
-    text.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect()
+    text.split(',')
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .collect()
 }

@@ -26,7 +26,8 @@ pub(crate) fn Targets() -> impl IntoView {
     }
     let editing = RwSignal::new(None::<Target>);
 
-    let tables = move || match jobs.get() {
+    let tables = move || {
+        match jobs.get() {
         None => view! { <p class="loading" role="status">"Loading targets…"</p> }.into_any(),
         Some(Err(e)) => view! { <p class="error" role="alert" data-testid="error">{e.message()}</p> }.into_any(),
         Some(Ok(list)) if list.is_empty() => view! {
@@ -35,6 +36,7 @@ pub(crate) fn Targets() -> impl IntoView {
         Some(Ok(list)) => list.into_iter().map(|job| view! {
             <JobTable job editing on_change=Callback::new(move |()| refresh())/>
         }).collect_view().into_any(),
+    }
     };
 
     view! {
@@ -102,8 +104,14 @@ fn TargetEditor(editing: RwSignal<Option<Target>>, on_saved: Callback<()>) -> im
     Effect::new(move |_| {
         if let Some(t) = editing.get() {
             form.set(from_target(&t));
-            labels.set(t.labels.iter().filter(|(k, _)| !matches!(k.as_str(), "job" | "instance" | "__name__"))
-                .map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "));
+            labels.set(
+                t.labels
+                    .iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "job" | "instance" | "__name__"))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
             error.set(None);
         }
     });
@@ -143,15 +151,20 @@ fn TargetEditor(editing: RwSignal<Option<Target>>, on_saved: Callback<()>) -> im
             ["job", "address", "scheme", "interval", "timeout", "profiles", "labels"].iter().any(|k| f == *k || f.starts_with(&format!("{k}.")))
         })).map(|e| view! { <p class="error" role="alert" data-testid="form-error">{e.message()}</p> })
     };
-    let text = move |field: &'static str, label: &'static str, placeholder: &'static str,
-                     get: fn(&TargetForm) -> String, set: fn(&mut TargetForm, String)| view! {
-        <label class="field">
-            <span>{label}</span>
-            <input type="text" name=field data-testid=format!("target-{field}") placeholder=placeholder
-                prop:value=move || form.with(get)
-                on:input=move |ev| { let v = event_target_value(&ev); form.update(|f| set(f, v)); }/>
-            {field_error(field)}
-        </label>
+    let text = move |field: &'static str,
+                     label: &'static str,
+                     placeholder: &'static str,
+                     get: fn(&TargetForm) -> String,
+                     set: fn(&mut TargetForm, String)| {
+        view! {
+            <label class="field">
+                <span>{label}</span>
+                <input type="text" name=field data-testid=format!("target-{field}") placeholder=placeholder
+                    prop:value=move || form.with(get)
+                    on:input=move |ev| { let v = event_target_value(&ev); form.update(|f| set(f, v)); }/>
+                {field_error(field)}
+            </label>
+        }
     };
     view! {
         <form class="target-form" data-testid="target-form" on:submit=save>

@@ -61,13 +61,25 @@ impl NodeInfo {
         let n = tree.node(node);
         let frame = tree.frame(node);
         let fraction = |part: i64, whole: i64| {
-            if whole == 0 { 0.0 } else { part as f64 / whole as f64 }
+            if whole == 0 {
+                0.0
+            } else {
+                part as f64 / whole as f64
+            }
         };
         let synthetic = tree.is_synthetic(node);
         NodeInfo {
             name: tree.name(node).into_owned(),
-            file: if synthetic { String::new() } else { frame.file.clone() },
-            binary: if synthetic { String::new() } else { frame.binary.clone() },
+            file: if synthetic {
+                String::new()
+            } else {
+                frame.file.clone()
+            },
+            binary: if synthetic {
+                String::new()
+            } else {
+                frame.binary.clone()
+            },
             self_value: n.self_value,
             total: n.total,
             of_total: fraction(n.total, tree.total()),
@@ -100,7 +112,10 @@ mod tests {
         for id in 0..tree.len() as u32 {
             assert_eq!(find_path(&tree, &node_path(&tree, id)), id);
         }
-        assert_eq!(node_path(&tree, find(&tree, "main;a;b")), ["main", "a", "b"]);
+        assert_eq!(
+            node_path(&tree, find(&tree, "main;a;b")),
+            ["main", "a", "b"]
+        );
         assert!(node_path(&tree, ROOT).is_empty());
     }
 
