@@ -351,6 +351,63 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
     )
     .await;
 
+    // Flame orientation puts the root at the bottom; invert puts leaves at the root.
+    let (_, root_top) = locate(&browser, "root").await;
+    browser
+        .wait_for("flame-orientation")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let flipped = poll(
+        &browser,
+        "return window.__cinderFlame.locate('root')",
+        |v| v[1].as_f64().is_some_and(|y| y > root_top + 50.0),
+    )
+    .await;
+    assert!(flipped[1].as_f64().unwrap() > root_top);
+    browser
+        .wait_for("flame-orientation")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait_for("flame-invert")
+        .await
+        .click()
+        .await
+        .unwrap();
+    poll(&browser, "return location.search", |v| {
+        v.as_str().is_some_and(|s| s.contains("invert=true"))
+    })
+    .await;
+    // A leaf such as math/big.addVV is now a child of the root.
+    poll(
+        &browser,
+        "return window.__cinderFlame.locate('math/big.addVV')",
+        |v| v[1].as_f64().is_some_and(|y| y < root_top + 40.0),
+    )
+    .await;
+    browser
+        .wait_for("flame-invert")
+        .await
+        .click()
+        .await
+        .unwrap();
+
+    // Group by a label: the server adds a node per group under the root.
+    fill(&browser, "group-by", "job").await;
+    browser
+        .eval("document.querySelector('[data-testid=group-by]').dispatchEvent(new Event('change'))")
+        .await;
+    poll(
+        &browser,
+        "return window.__cinderFlame.locate('job=\"fib\"')",
+        |v| !v.is_null(),
+    )
+    .await;
+
     // The metrics graph: a drag merges a range, a click picks the single profile.
     let graph = browser.wait_for("metrics-graph").await;
     let left = fantoccini::actions::MOUSE_BUTTON_LEFT;
