@@ -197,6 +197,8 @@ impl Resp {
 
 impl Http {
     pub fn new() -> Http {
+        // reqwest is built with rustls without a default crypto provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

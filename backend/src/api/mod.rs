@@ -6,13 +6,15 @@ use std::sync::{Arc, OnceLock};
 mod ingest;
 mod params;
 mod query;
+mod targets;
 
 use axum::{
     Json, Router,
-    extract::DefaultBodyLimit,
-    http::StatusCode,
+    extract::{DefaultBodyLimit, MatchedPath, Query, Request, State},
+    http::{HeaderMap, StatusCode, header},
+    middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
 };
 
 pub use ingest::MAX_BODY_BYTES;
@@ -21,12 +23,29 @@ pub use query::{
 };
 use serde::Serialize;
 
-use crate::store::Store;
+use crate::{metrics::Metrics, scrape::ScrapeManager, store::Store};
 
 /// What every handler can reach.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct AppState {
     store: Arc<OnceLock<Arc<Store>>>,
+    scrape: Arc<OnceLock<ScrapeManager>>,
+    /// Cinder's own metrics.
+    pub metrics: Arc<Metrics>,
+    api_token: Option<Arc<str>>,
+    targets_writable: bool,
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        AppState {
+            store: Arc::default(),
+            scrape: Arc::default(),
+            metrics: Arc::default(),
+            api_token: None,
+            targets_writable: true,
+        }
+    }
 }
 
 impl AppState {
@@ -35,15 +54,73 @@ impl AppState {
         Self::default()
     }
 
+    /// Shares these metrics (the scrape manager records into them too).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` for ingest and target changes.
+    pub fn with_api_token(mut self, token: Option<String>) -> Self {
+        self.api_token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
+    }
+
+    /// Whether targets may be created, changed and deleted through the API.
+    pub fn with_targets_api(mut self, writable: bool) -> Self {
+        self.targets_writable = writable;
+        self
+    }
+
     /// Publishes the opened (and replayed) store; from now on the server is ready.
     pub fn set_store(&self, store: Arc<Store>) {
         let _ = self.store.set(store);
+    }
+
+    /// Publishes the scrape manager (set it before the store, so that a ready server has it).
+    pub fn set_scrape(&self, manager: ScrapeManager) {
+        let _ = self.scrape.set(manager);
     }
 
     /// The store, or 503 while it is still being opened.
     pub fn store(&self) -> Result<&Arc<Store>, ApiError> {
         self.store.get().ok_or(ApiError::NotReady)
     }
+
+    /// The scrape manager, or 503 while storage is still being opened.
+    pub fn scrape(&self) -> Result<&ScrapeManager, ApiError> {
+        self.scrape.get().ok_or(ApiError::NotReady)
+    }
+
+    /// 401 unless the request carries the API token (when one is configured).
+    pub fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let Some(token) = &self.api_token else {
+            return Ok(());
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split_once(' ')
+                    .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                    .map(|(_, t)| t.trim())
+            });
+        match given {
+            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(_) => Err(ApiError::Unauthorized("the bearer token is not valid".into())),
+            None => Err(ApiError::Unauthorized(
+                "this endpoint needs an Authorization: Bearer <token> header".into(),
+            )),
+        }
+    }
+}
+
+/// Compares two secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Every way an API call can fail; [`IntoResponse`] is the one place status codes are chosen.
@@ -62,6 +139,15 @@ pub enum ApiError {
     /// The body is over the size limit.
     #[error("request body too large: {0}")]
     TooLarge(String),
+    /// The API token is missing or wrong.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The caller may not do this (read-only targets, read-only API).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The thing is busy (e.g. a CPU profile is already being recorded).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// Storage is still opening or replaying its write-ahead log.
     #[error("storage is not ready yet")]
     NotReady,
@@ -117,6 +203,23 @@ impl IntoResponse for ApiError {
                 detail,
                 None,
             ),
+            ApiError::Unauthorized(detail) => {
+                let body = Json(ErrorBody {
+                    error: "unauthorized".into(),
+                    detail,
+                    field: None,
+                });
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                    body,
+                )
+                    .into_response();
+            }
+            ApiError::Forbidden(detail) => {
+                (StatusCode::FORBIDDEN, "forbidden".into(), detail, None)
+            }
+            ApiError::Conflict(detail) => (StatusCode::CONFLICT, "conflict".into(), detail, None),
             ApiError::NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready".into(),
@@ -145,20 +248,28 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The API routes plus the health endpoints.
+/// The API routes plus the health, metrics and self-profiling endpoints.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthy", get(healthy))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/debug/pprof/profile", get(cpu_profile))
         .nest(
             "/api",
-            Router::new().nest("/v1", v1()).fallback(unknown_api_route),
+            Router::new()
+                .nest("/v1", v1(state.clone()))
+                .fallback(unknown_api_route),
         )
         .with_state(state)
 }
 
 /// Version 1 of the API.
-fn v1() -> Router<AppState> {
+fn v1(state: AppState) -> Router<AppState> {
+    let queries = Router::new()
+        .route("/query_range", get(query::query_range))
+        .route("/query", get(query::query))
+        .route_layer(middleware::from_fn_with_state(state, track_query));
     Router::new()
         .route(
             "/ingest",
@@ -167,8 +278,84 @@ fn v1() -> Router<AppState> {
         .route("/profile-types", get(query::profile_types))
         .route("/labels", get(query::labels))
         .route("/labels/{name}/values", get(query::label_values))
-        .route("/query_range", get(query::query_range))
-        .route("/query", get(query::query))
+        .route("/targets", get(targets::list).post(targets::create))
+        .route(
+            "/targets/{id}",
+            put(targets::update).delete(targets::delete).get(targets::one),
+        )
+        .merge(queries)
+}
+
+/// Counts and times the query endpoints for `/metrics`.
+async fn track_query(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .query(&endpoint, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let sizes = state.store.get().map(|s| s.sizes());
+    let health = state
+        .scrape
+        .get()
+        .map(ScrapeManager::health_counts)
+        .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(sizes, &health),
+    )
+        .into_response()
+}
+
+/// `GET /debug/pprof/profile?seconds=N`: Cinder's own CPU profile, gzipped pprof.
+async fn cpu_profile(
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let seconds = match params.get("seconds").map(|s| s.trim()) {
+        None | Some("") => 30,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=crate::debug::MAX_SECONDS).contains(s))
+            .ok_or_else(|| {
+                ApiError::bad_field(
+                    "seconds",
+                    "invalid seconds",
+                    format!(
+                        "seconds={text:?} must be a whole number from 1 to {}",
+                        crate::debug::MAX_SECONDS
+                    ),
+                )
+            })?,
+    };
+    let body = tokio::task::spawn_blocking(move || {
+        crate::debug::cpu_profile(std::time::Duration::from_secs(seconds))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("profiling task failed: {e}")))?
+    .map_err(|e| match e {
+        crate::debug::ProfileError::Busy => ApiError::Conflict(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"profile\""),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 async fn healthy() -> &'static str {

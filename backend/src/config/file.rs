@@ -283,6 +283,39 @@ pub struct ScrapeConfig {
     pub body_size_limit: usize,
 }
 
+impl ScrapeConfig {
+    /// The embedded default when there is no config file: Cinder scrapes its own CPU
+    /// profile (job `cinder`), with `instance` set to the address it listens on.
+    pub fn self_scrape(listen: std::net::SocketAddr) -> ScrapeConfig {
+        let mut target = listen;
+        if target.ip().is_unspecified() {
+            target.set_ip(match target {
+                std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        ScrapeConfig {
+            job_name: "cinder".into(),
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_INTERVAL + TIMEOUT_SLACK,
+            scheme: Scheme::Http,
+            params: Vec::new(),
+            profiles: vec![ProfileConfig::default_named("process_cpu").expect("a default profile")],
+            relabel_configs: Vec::new(),
+            static_configs: vec![StaticConfig {
+                targets: vec![target.to_string()],
+                labels: [("instance".to_owned(), listen.to_string())].into(),
+            }],
+            file_sd: Vec::new(),
+            http: HttpConfig {
+                follow_redirects: true,
+                ..HttpConfig::default()
+            },
+            body_size_limit: DEFAULT_BODY_SIZE_LIMIT,
+        }
+    }
+}
+
 /// One profile a job scrapes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ProfileConfig {
