@@ -69,6 +69,11 @@ impl Cinder {
         format!("http://{}", self.addr)
     }
 
+    /// The process id (for /proc and signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILLs the process (no chance to flush anything) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -260,6 +265,20 @@ impl Http {
 pub fn shared_pprof_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/pprof");
     dir.join("expected.json").is_file().then_some(dir)
+}
+
+/// `../shared/targets/go-pprof-target/run.sh` beside the repository, if present and Go is
+/// installed.
+pub fn go_target_script() -> Option<PathBuf> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/targets/go-pprof-target/run.sh");
+    let go = Command::new("go")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (script.is_file() && go).then_some(script)
 }
 
 /// URL-encodes a query parameter value.

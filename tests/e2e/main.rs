@@ -12,4 +12,5 @@ mod browser;
 mod cli;
 mod harness;
 mod ingest;
+mod scrape;
 mod ui_http;
