@@ -74,6 +74,15 @@ fn clean_name(name: &str) -> &str {
     }
 }
 
+/// Frames of the sampling machinery itself (signal handler, unwinder, signal trampoline).
+fn is_profiler_frame(name: &str) -> bool {
+    name.starts_with("backtrace::")
+        || name.starts_with("pprof::")
+        || name.starts_with("<pprof::")
+        || name.contains("perf_signal_handler")
+        || name == "__restore_rt"
+}
+
 /// A pprof-rs report as a pprof profile: one function per (name, file), one location per
 /// distinct frame (its inlined functions as lines, innermost first), samples aggregated by
 /// (stack, thread name) with a `thread` label.
@@ -102,7 +111,13 @@ fn to_profile(report: &pprof::Report) -> Profile {
     let mut stacks: HashMap<(Vec<u64>, i64), i64> = HashMap::new();
     for (frames, count) in &report.data {
         let mut stack = Vec::with_capacity(frames.frames.len());
-        for frame in &frames.frames {
+        // The leaf end holds the profiler's own signal handler and unwinder: skip them.
+        let own = frames
+            .frames
+            .iter()
+            .take_while(|frame| frame.iter().any(|s| is_profiler_frame(&s.name())))
+            .count();
+        for frame in &frames.frames[own..] {
             let lines: Vec<(u64, i64)> = frame
                 .iter()
                 .map(|symbol| {
@@ -144,6 +159,9 @@ fn to_profile(report: &pprof::Report) -> Profile {
                 locations.len() as u64
             });
             stack.push(id);
+        }
+        if stack.is_empty() {
+            continue;
         }
         let thread_name = intern(&frames.thread_name_or_id());
         *stacks.entry((stack, thread_name)).or_default() += *count as i64;
@@ -231,6 +249,10 @@ mod tests {
         assert!(
             names.iter().any(|n| n.contains("a_busy_process_profile_names_its_own_functions")),
             "{names:?}"
+        );
+        assert!(
+            !names.iter().any(|n| n.starts_with("backtrace::") || n.starts_with("pprof::")),
+            "the profiler's own frames are left out: {names:?}"
         );
         assert!(matches!(cpu_profile(Duration::ZERO), Ok(_)), "free again");
     }
