@@ -93,6 +93,31 @@ pub fn ingest(
     ingest_profile(store, &profile, labels, options)
 }
 
+/// Stores several profiles all or nothing as far as the input goes: every body is read
+/// and validated before the first is stored, so one broken profile stores none.
+pub fn ingest_all<B: AsRef<[u8]>>(
+    store: &Store,
+    items: &[(B, Labels)],
+    options: &IngestOptions,
+) -> Result<IngestSummary, IngestError> {
+    if let [(body, labels)] = items {
+        return ingest(store, body.as_ref(), labels, options);
+    }
+    let mut profiles = Vec::with_capacity(items.len());
+    for (body, labels) in items {
+        check_series_labels(labels)?;
+        let profile = proto::read(body.as_ref(), options.max_uncompressed)?;
+        profile.index()?;
+        profiles.push(profile);
+    }
+    let mut summary = IngestSummary::default();
+    for (profile, (_, labels)) in profiles.iter().zip(items) {
+        let one = ingest_profile(store, profile, labels, options)?;
+        summary.profile_types.extend(one.profile_types);
+    }
+    Ok(summary)
+}
+
 /// Validates, normalizes and stores a decoded profile.
 #[tracing::instrument(skip_all, fields(name = labels.get(NAME_LABEL), samples = profile.sample.len()))]
 pub fn ingest_profile(

@@ -6,6 +6,8 @@
 
 pub mod duration;
 pub mod flame;
+#[cfg(feature = "arrow")]
+pub mod ipc;
 pub mod labels;
 pub mod query;
 pub mod units;

@@ -246,6 +246,16 @@ impl Http {
         })
     }
 
+    /// The client, to build requests with headers for [`Http::send_with`].
+    pub fn raw(&self) -> &::reqwest::Client {
+        &self.0
+    }
+
+    /// Sends a request built on [`Http::raw`].
+    pub fn send_with(&self, req: ::reqwest::RequestBuilder) -> Resp {
+        self.send(req)
+    }
+
     fn send(&self, req: ::reqwest::RequestBuilder) -> Resp {
         self.1.block_on(async {
             let resp = req.send().await.expect("request");

@@ -12,5 +12,7 @@ mod browser;
 mod cli;
 mod harness;
 mod ingest;
+mod push;
+mod query;
 mod scrape;
 mod ui_http;

@@ -10,7 +10,7 @@ use axum::{
 use shared::labels::Labels;
 
 use super::{ApiError, AppState};
-use crate::ingest::{IngestError, IngestOptions, IngestSummary, ingest};
+use crate::ingest::{IngestError, IngestOptions, IngestSummary, ingest_all};
 
 /// Largest accepted (compressed) body.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -25,13 +25,24 @@ pub(crate) async fn push(
     state.authorize(&headers)?;
     let body = body.map_err(body_error)?;
     let labels: Labels = params.into_iter().collect();
+    store_profiles(&state, vec![(body, labels)], IngestOptions::now())
+        .await
+        .map(Json)
+}
+
+/// Stores pushed profiles (all or none, see [`ingest_all`]) on a blocking thread, then
+/// flushes the head if it is due.
+pub(crate) async fn store_profiles(
+    state: &AppState,
+    items: Vec<(Bytes, Labels)>,
+    options: IngestOptions,
+) -> Result<IngestSummary, ApiError> {
     let store = state.store()?.clone();
     let writer = store.clone();
-    let summary =
-        tokio::task::spawn_blocking(move || ingest(&writer, &body, &labels, &IngestOptions::now()))
-            .await
-            .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))?
-            .map_err(ApiError::from)?;
+    let summary = tokio::task::spawn_blocking(move || ingest_all(&writer, &items, &options))
+        .await
+        .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))?
+        .map_err(ApiError::from)?;
     state
         .metrics
         .pushed(summary.profile_types.iter().map(|t| t.samples).sum());
@@ -42,10 +53,10 @@ pub(crate) async fn push(
             }
         });
     }
-    Ok(Json(summary))
+    Ok(summary)
 }
 
-fn body_error(rejection: BytesRejection) -> ApiError {
+pub(crate) fn body_error(rejection: BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::TooLarge(format!("the body is over {} MiB", MAX_BODY_BYTES >> 20))
     } else {

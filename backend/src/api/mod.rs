@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 mod ingest;
 mod params;
+mod push;
 mod query;
 mod targets;
 
@@ -19,11 +20,15 @@ use axum::{
 
 pub use ingest::MAX_BODY_BYTES;
 pub use query::{
-    FlameNode, FlamegraphReport, RangePoint, RangeResponse, RangeSeries, TopReport, TopReportRow,
+    FlameNode, FlamegraphReport, RangePoint, RangeResponse, RangeSeries, StacksReport, TopReport,
+    TopReportRow,
 };
 use serde::Serialize;
 
 use crate::{metrics::Metrics, scrape::ScrapeManager, store::Store};
+
+/// Largest accepted JSON push body: base64 makes profiles a third larger.
+pub const MAX_JSON_BODY_BYTES: usize = MAX_BODY_BYTES * 3 / 2;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -255,10 +260,22 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/debug/pprof/profile", get(cpu_profile))
+        .route(
+            "/ingest",
+            post(push::pyroscope_ingest).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route(
+            "/profilestore.v1alpha1.ProfileStoreService/WriteRaw",
+            post(push::parca_write_raw).layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)),
+        )
         .nest(
             "/api",
             Router::new()
                 .nest("/v1", v1(state.clone()))
+                .route(
+                    "/profiles/writeraw",
+                    post(push::parca_write_raw).layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)),
+                )
                 .fallback(unknown_api_route),
         )
         .with_state(state)

@@ -6,12 +6,16 @@ use std::collections::BTreeMap;
 
 use axum::{
     Json,
+    body::Body,
     extract::{Path, Query, State},
+    http::header,
     response::{IntoResponse, Response},
 };
+use bytes::Bytes;
 use serde::Serialize;
 use shared::{
     flame::{FlameTree, StackFilter, StackSet, TopRow, TreeOptions, top},
+    ipc::{self, StacksMeta},
     labels::Labels,
     query::{ProfileType, Query as ProfileQuery},
 };
@@ -21,7 +25,7 @@ use super::{
     params::{self, Params},
 };
 use crate::{
-    query::{self as engine, QueryError, Selection, StackValue},
+    query::{self as engine, Merged, QueryError, Selection, StackValue},
     store::Store,
 };
 
@@ -215,8 +219,19 @@ fn group_labels(labels: &Labels, sum_by: &[String]) -> Labels {
 /// What `/api/v1/query` was asked for, parsed.
 struct ProfileRequest {
     profile_type: ProfileType,
-    stacks: Vec<StackValue>,
+    merged: Merged,
     filter: StackFilter,
+    diff: bool,
+    start: i64,
+    end: i64,
+}
+
+/// One side of a request: its query, what it read and its time range.
+struct Side {
+    query: ProfileQuery,
+    merged: Merged,
+    start: i64,
+    end: i64,
 }
 
 /// Reads a selection (`mode=merge` over start..end, `mode=single` at `time`, with a suffix
@@ -226,7 +241,8 @@ async fn read_side(
     p: &Params,
     suffix: &str,
     mode: &str,
-) -> Result<(ProfileQuery, Vec<StackValue>), ApiError> {
+    group_by: &[String],
+) -> Result<Side, ApiError> {
     let query_key = if suffix.is_empty() {
         "query".to_owned()
     } else {
@@ -251,8 +267,13 @@ async fn read_side(
         start,
         end,
     };
-    let stacks = engine::merge(store, &sel).await?;
-    Ok((q, stacks))
+    let merged = engine::merge_by(store, &sel, group_by).await?;
+    Ok(Side {
+        query: q,
+        merged,
+        start,
+        end,
+    })
 }
 
 async fn read_request(store: &Store, p: &Params) -> Result<ProfileRequest, ApiError> {
@@ -262,13 +283,26 @@ async fn read_request(store: &Store, p: &Params) -> Result<ProfileRequest, ApiEr
         drop_containing: params::list(p, "drop"),
         hide_frames: params::list(p, "hide"),
     };
+    let group_by = params::list(p, "group_by");
+    for name in &group_by {
+        if !shared::labels::is_valid_label_name(name) {
+            return Err(ApiError::bad_field(
+                "group_by",
+                "invalid label name",
+                format!("group_by={name:?} is not a label name"),
+            ));
+        }
+    }
     match mode {
         "merge" | "single" => {
-            let (q, stacks) = read_side(store, p, "", mode).await?;
+            let side = read_side(store, p, "", mode, &group_by).await?;
             Ok(ProfileRequest {
-                profile_type: q.profile_type,
-                stacks,
+                profile_type: side.query.profile_type,
+                merged: side.merged,
                 filter,
+                diff: false,
+                start: side.start,
+                end: side.end,
             })
         }
         "diff" => {
@@ -279,12 +313,25 @@ async fn read_request(store: &Store, p: &Params) -> Result<ProfileRequest, ApiEr
                     "merge"
                 }
             };
-            let (a, base) = read_side(store, p, "_a", side_mode("_a")).await?;
-            let (_, comparison) = read_side(store, p, "_b", side_mode("_b")).await?;
+            let a = read_side(store, p, "_a", side_mode("_a"), &group_by).await?;
+            let b = read_side(store, p, "_b", side_mode("_b"), &group_by).await?;
+            if a.query.profile_type != b.query.profile_type {
+                return Err(ApiError::bad_field(
+                    "query_b",
+                    "profile types differ",
+                    format!(
+                        "a diff compares one profile type: query_a has {}, query_b {}",
+                        a.query.profile_type, b.query.profile_type
+                    ),
+                ));
+            }
             Ok(ProfileRequest {
-                profile_type: a.profile_type,
-                stacks: combine_diff(&base, &comparison),
+                profile_type: a.query.profile_type,
+                merged: combine_diff(&a.merged, &b.merged),
                 filter,
+                diff: true,
+                start: a.start.min(b.start),
+                end: a.end.max(b.end),
             })
         }
         other => Err(ApiError::bad_field(
@@ -295,21 +342,50 @@ async fn read_request(store: &Store, p: &Params) -> Result<ProfileRequest, ApiEr
     }
 }
 
-/// Diff rows: value from B (the comparison), baseline from A.
-fn combine_diff(a: &[StackValue], b: &[StackValue]) -> Vec<StackValue> {
-    fn slot(map: &mut BTreeMap<u64, StackValue>, stack: u64) -> &mut StackValue {
-        map.entry(stack).or_insert(StackValue {
+/// Diff rows: value from B (the comparison), baseline from A; groups of both sides merged
+/// by name.
+fn combine_diff(a: &Merged, b: &Merged) -> Merged {
+    let mut groups: Vec<String> = Vec::new();
+    let mut remap = |names: &[String]| -> Vec<u32> {
+        names
+            .iter()
+            .map(|name| match groups.iter().position(|g| g == name) {
+                Some(i) => i as u32 + 1,
+                None => {
+                    groups.push(name.clone());
+                    groups.len() as u32
+                }
+            })
+            .collect()
+    };
+    let (map_a, map_b) = (remap(&a.groups), remap(&b.groups));
+    let new_group = |map: &[u32], g: u32| g.checked_sub(1).map_or(0, |i| map[i as usize]);
+    let mut by_stack: BTreeMap<(u32, u64), StackValue> = BTreeMap::new();
+    fn slot(map: &mut BTreeMap<(u32, u64), StackValue>, group: u32, stack: u64) -> &mut StackValue {
+        map.entry((group, stack)).or_insert(StackValue {
             stack,
             value: 0,
             baseline: 0,
+            group,
         })
     }
-    let mut by_stack = BTreeMap::new();
-    a.iter()
-        .for_each(|s| slot(&mut by_stack, s.stack).baseline += s.value);
-    b.iter()
-        .for_each(|s| slot(&mut by_stack, s.stack).value += s.value);
-    by_stack.into_values().collect()
+    for s in &a.stacks {
+        slot(&mut by_stack, new_group(&map_a, s.group), s.stack).baseline += s.value;
+    }
+    for s in &b.stacks {
+        slot(&mut by_stack, new_group(&map_b, s.group), s.stack).value += s.value;
+    }
+    Merged {
+        stacks: by_stack.into_values().collect(),
+        groups,
+    }
+}
+
+/// The answer formats of `/api/v1/query`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Arrow,
 }
 
 /// `GET /api/v1/query?query&mode&start&end&time&report&format`.
@@ -326,30 +402,199 @@ pub(crate) async fn query(
             format!("report={report:?}; expected stacks, flamegraph, top or pprof"),
         ));
     }
+    let format = answer_format(&p, report)?;
+    let limit = params::usize_param(&p, "limit")?;
+    let max_nodes = params::usize_param(&p, "max_nodes")?;
     let request = read_request(store, &p).await?;
-    let stacks = engine::resolve(&store.meta, &request.stacks)?;
+    let stacks = engine::resolve(&store.meta, &request.merged.stacks, &request.merged.groups)?;
     let stacks = if request.filter.is_empty() {
         stacks
     } else {
         request.filter.apply(&stacks)
     };
     let unit = request.profile_type.sample_unit.clone();
-    match report {
-        "top" => Ok(Json(top_report(
+    let meta = StacksMeta {
+        unit: unit.clone(),
+        total: stacks.total(),
+        trimmed_value: 0,
+        trimmed_nodes: 0,
+        diff: request.diff,
+        profile_type: request.profile_type.id(),
+    };
+    match (report, format) {
+        ("top", _) => Ok(Json(top_report(&stacks, &unit, limit.unwrap_or(100))).into_response()),
+        ("flamegraph", Format::Json) => Ok(Json(flamegraph_report(
             &stacks,
             &unit,
-            params::usize_param(&p, "limit")?.unwrap_or(100),
+            max_nodes.unwrap_or(DEFAULT_MAX_NODES),
         ))
         .into_response()),
-        "flamegraph" => {
-            let max_nodes = params::usize_param(&p, "max_nodes")?.unwrap_or(DEFAULT_MAX_NODES);
-            Ok(Json(flamegraph_report(&stacks, &unit, max_nodes)).into_response())
+        ("flamegraph", Format::Arrow) => {
+            let tree = FlameTree::build(&stacks, TreeOptions::default());
+            let (tree, trimmed) = tree.trim(max_nodes.unwrap_or(DEFAULT_MAX_NODES).max(1));
+            let meta = StacksMeta {
+                trimmed_nodes: trimmed.nodes as u64,
+                trimmed_value: trimmed.value,
+                ..meta
+            };
+            let body = ipc::write_flame_tree(Vec::new(), &tree, &meta)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Ok(([(header::CONTENT_TYPE, ipc::CONTENT_TYPE)], body).into_response())
         }
-        _ => Err(ApiError::bad_field(
-            "report",
-            "not available yet",
-            format!("report={report} is not implemented in this build"),
+        ("stacks", format) => {
+            let (stacks, meta) =
+                trim_stacks(stacks, meta, max_nodes.unwrap_or(DEFAULT_MAX_STACK_NODES));
+            if format == Format::Json {
+                return Ok(Json(StacksReport {
+                    unit: meta.unit,
+                    total: meta.total,
+                    trimmed_nodes: meta.trimmed_nodes,
+                    trimmed_value: meta.trimmed_value,
+                    frames: stacks.frames,
+                    stacks: stacks.stacks,
+                })
+                .into_response());
+            }
+            Ok(stream_stacks(stacks, meta))
+        }
+        _ => {
+            let info = engine::ExportInfo {
+                profile_type: &request.profile_type,
+                start_ms: request.start,
+                end_ms: request.end,
+                period: 0,
+            };
+            let body = engine::export_pprof(&stacks, &info);
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream"),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        "attachment; filename=\"profile.pb.gz\"",
+                    ),
+                ],
+                body,
+            )
+                .into_response())
+        }
+    }
+}
+
+/// `format=json|arrow`, defaulting to Arrow for stacks and JSON for the rest.
+fn answer_format(p: &Params, report: &str) -> Result<Format, ApiError> {
+    match (p.get("format").map(String::as_str), report) {
+        (None, "stacks") | (Some("arrow"), "stacks" | "flamegraph") => Ok(Format::Arrow),
+        (None | Some("json"), _) => Ok(Format::Json),
+        (Some("arrow"), "top" | "pprof") => Err(ApiError::bad_field(
+            "format",
+            "invalid format",
+            format!("report={report} is only available as json"),
         )),
+        (Some(other), _) => Err(ApiError::bad_field(
+            "format",
+            "invalid format",
+            format!("format={other:?}; expected arrow or json"),
+        )),
+    }
+}
+
+/// Default node budget of `report=stacks`: larger than a flame graph's, since the UI
+/// filters and zooms client-side.
+pub(crate) const DEFAULT_MAX_STACK_NODES: usize = 200_000;
+
+/// Folds the smallest subtrees into "other" when the stacks' flame tree would exceed
+/// `max_nodes`; stacks are left as they are otherwise.
+fn trim_stacks(stacks: StackSet, meta: StacksMeta, max_nodes: usize) -> (StackSet, StacksMeta) {
+    let frames: usize = stacks.stacks.iter().map(|s| s.frames.len()).sum();
+    if frames < max_nodes {
+        return (stacks, meta);
+    }
+    let tree = FlameTree::build(&stacks, TreeOptions::default());
+    if tree.len() <= max_nodes {
+        return (stacks, meta);
+    }
+    let (tree, trimmed) = tree.trim(max_nodes.max(1));
+    let meta = StacksMeta {
+        trimmed_nodes: trimmed.nodes as u64,
+        trimmed_value: trimmed.value,
+        ..meta
+    };
+    (tree.to_stacks(), meta)
+}
+
+/// `report=stacks&format=json`: the stack set with its totals.
+#[derive(Debug, Serialize)]
+pub struct StacksReport {
+    pub unit: String,
+    pub total: i64,
+    pub trimmed_nodes: u64,
+    pub trimmed_value: i64,
+    pub frames: Vec<shared::flame::Frame>,
+    pub stacks: Vec<shared::flame::Stack>,
+}
+
+/// Streams the stacks as Arrow IPC: batches are encoded on a blocking thread and sent
+/// as they are written, so the answer starts before the last batch is encoded.
+fn stream_stacks(stacks: StackSet, meta: StacksMeta) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    tokio::task::spawn_blocking(move || {
+        let writer = ChunkSender {
+            buf: Vec::with_capacity(CHUNK_BYTES),
+            tx,
+        };
+        match ipc::write_stacks(writer, &stacks, &meta) {
+            Ok(mut writer) => writer.send(),
+            Err(err) => tracing::error!(%err, "encoding the stacks stream failed"),
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+    });
+    (
+        [(header::CONTENT_TYPE, ipc::CONTENT_TYPE)],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// Bytes per chunk of a streamed answer.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// A `Write` that hands full chunks to an async body.
+struct ChunkSender {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+}
+
+impl ChunkSender {
+    fn send(&mut self) {
+        if !self.buf.is_empty() {
+            let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES));
+            // The client may have gone away; there is nobody left to tell.
+            let _ = self.tx.blocking_send(Bytes::from(chunk));
+        }
+    }
+}
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.tx.is_closed() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "client went away",
+            ));
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK_BYTES {
+            self.send();
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

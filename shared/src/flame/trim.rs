@@ -5,7 +5,7 @@ use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::Frame;
+use super::model::{Frame, Stack, StackSet};
 use super::tree::{FlameTree, Node, OTHER_NAME, ROOT};
 
 /// What [`FlameTree::trim`] removed.
@@ -48,6 +48,39 @@ impl FlameTree {
             value,
         };
         (tree, trimmed)
+    }
+
+    /// The tree as a stack set: one stack (its path, leaf first) per node with a self
+    /// value, so a trimmed tree can travel as stacks. Frames are the tree's, "other"
+    /// included; the root's own value becomes the empty stack. Building a tree from the
+    /// result gives this tree back (merged by name, so file and line are those of the
+    /// first frame of each name).
+    pub fn to_stacks(&self) -> StackSet {
+        let mut stacks = Vec::new();
+        for (id, node) in self.nodes.iter().enumerate() {
+            if node.self_value == 0 && node.baseline_self == 0 {
+                continue;
+            }
+            let mut frames = Vec::with_capacity(usize::from(node.depth));
+            let mut current = id as u32;
+            while current != ROOT {
+                let n = &self.nodes[current as usize];
+                frames.push(n.frame);
+                current = n.parent;
+            }
+            if self.inverted {
+                frames.reverse();
+            }
+            stacks.push(Stack {
+                frames,
+                value: node.self_value,
+                baseline: node.baseline_self,
+            });
+        }
+        StackSet {
+            frames: self.frames.clone(),
+            stacks,
+        }
     }
 
     /// Marks the `count` largest nodes, best-first from the root; returns how many.
@@ -219,6 +252,22 @@ mod tests {
         assert_eq!(trimmed.node(5).baseline_total, 1);
         assert_eq!(trimmed.frames().len(), tree().frames().len() + 1);
         assert_invariants(&trimmed);
+    }
+
+    #[test]
+    fn to_stacks_rebuilds_the_same_tree() {
+        let (trimmed, _) = tree().trim(5);
+        let stacks = trimmed.to_stacks();
+        assert_eq!(stacks.total(), 80);
+        let rebuilt = FlameTree::build(&stacks, TreeOptions::default());
+        assert_eq!(shape(&rebuilt), shape(&trimmed));
+        let inverted = FlameTree::build(
+            &diff_stacks(&[("main;a", 5, 1)]),
+            TreeOptions { invert: true },
+        );
+        let back = FlameTree::build(&inverted.to_stacks(), TreeOptions::default());
+        assert_eq!(shape(&back), ["root 5/0", "main 5/0", "main;a 5/5"]);
+        assert_eq!(back.node(2).baseline_self, 1);
     }
 
     #[test]

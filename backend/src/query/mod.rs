@@ -4,7 +4,11 @@
 //! aggregates by stack or by (series, timestamp). Stack ids are then resolved to frames in
 //! bulk, once per distinct location and function — never per row.
 
+mod pprof;
+
 use std::{collections::HashMap, sync::Arc};
+
+pub use pprof::{ExportInfo, export as export_pprof};
 
 use datafusion::{
     arrow::array::{Array, AsArray, RecordBatch},
@@ -49,6 +53,17 @@ pub struct StackValue {
     pub stack: u64,
     pub value: i64,
     pub baseline: i64,
+    /// With `group_by`: 1 + the index of the stack's group in [`Merged::groups`]; else 0.
+    pub group: u32,
+}
+
+/// A merge's stacks and, with `group_by`, the names of the groups they fall in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Merged {
+    /// Sorted by (group, stack).
+    pub stacks: Vec<StackValue>,
+    /// Group names such as `job="api", instance="a:1"`, one per distinct label-value set.
+    pub groups: Vec<String>,
 }
 
 /// One profile of one series: its timestamp and the sum of its values.
@@ -133,35 +148,110 @@ fn row_filter(series: &[u64], start: i64, end: i64) -> Expr {
 /// The unique stacks of the selection with their summed values.
 #[tracing::instrument(skip_all, fields(profile_type = %sel.profile_type))]
 pub async fn merge(store: &Store, sel: &Selection) -> Result<Vec<StackValue>, QueryError> {
+    Ok(merge_by(store, sel, &[]).await?.stacks)
+}
+
+/// The unique stacks of the selection with their summed values, per group of series
+/// sharing the values of the `group_by` labels (one group of all when empty).
+#[tracing::instrument(skip_all, fields(profile_type = %sel.profile_type, ?group_by))]
+pub async fn merge_by(
+    store: &Store,
+    sel: &Selection,
+    group_by: &[String],
+) -> Result<Merged, QueryError> {
     let ctx = context();
     let Some(rows) = scan(&ctx, store, sel).await? else {
-        return Ok(Vec::new());
+        return Ok(Merged::default());
     };
+    let mut keys = vec![col(c::STACK)];
+    if !group_by.is_empty() {
+        keys.push(col(c::SERIES));
+    }
+    // SELECT stack_id[, series_id], sum(value) AS v FROM rows GROUP BY stack_id[, series_id]
     let batches = rows
-        .aggregate(vec![col(c::STACK)], vec![sum(col(c::VALUE)).alias("v")])?
+        .aggregate(keys, vec![sum(col(c::VALUE)).alias("v")])?
         .collect()
         .await?;
-    let mut out = Vec::new();
+    let mut groups = Groups::new(store, group_by);
+    let mut sums: HashMap<(u32, u64), i64> = HashMap::new();
     for batch in &batches {
         let stacks = batch.column(0).as_primitive::<Int64Type>();
-        let values = batch.column(1).as_primitive::<Int64Type>();
+        let values = batch
+            .column_by_name("v")
+            .map(|v| v.as_primitive::<Int64Type>());
+        let series = (!group_by.is_empty()).then(|| batch.column(1).as_primitive::<Int64Type>());
+        let Some(values) = values else { continue };
         for i in 0..batch.num_rows() {
-            let value = if values.is_null(i) {
-                0
-            } else {
-                values.value(i)
-            };
-            if value != 0 {
-                out.push(StackValue {
-                    stack: stacks.value(i) as u64,
-                    value,
-                    baseline: 0,
-                });
+            if values.is_null(i) || values.value(i) == 0 {
+                continue;
             }
+            let group = series.map_or(0, |s| groups.of(s.value(i) as u64));
+            *sums.entry((group, stacks.value(i) as u64)).or_default() += values.value(i);
         }
     }
-    out.sort_unstable_by_key(|s| s.stack);
-    Ok(out)
+    let mut stacks: Vec<StackValue> = sums
+        .into_iter()
+        .filter(|&(_, value)| value != 0)
+        .map(|((group, stack), value)| StackValue {
+            stack,
+            value,
+            baseline: 0,
+            group,
+        })
+        .collect();
+    stacks.sort_unstable_by_key(|s| (s.group, s.stack));
+    Ok(Merged {
+        stacks,
+        groups: groups.names,
+    })
+}
+
+/// Series → group, memoized: the group name is the `group_by` labels' values.
+struct Groups<'a> {
+    store: &'a Store,
+    by: &'a [String],
+    of_series: HashMap<u64, u32>,
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl<'a> Groups<'a> {
+    fn new(store: &'a Store, by: &'a [String]) -> Self {
+        Groups {
+            store,
+            by,
+            of_series: HashMap::new(),
+            ids: HashMap::new(),
+            names: Vec::new(),
+        }
+    }
+
+    /// 1 + the index of the series' group name.
+    fn of(&mut self, series: u64) -> u32 {
+        if let Some(&g) = self.of_series.get(&series) {
+            return g;
+        }
+        let labels = self.store.meta.series_labels(series);
+        let name = group_name(self.by, labels.as_deref());
+        let next = self.names.len() as u32 + 1;
+        let g = *self.ids.entry(name.clone()).or_insert(next);
+        if g == next {
+            self.names.push(name);
+        }
+        self.of_series.insert(series, g);
+        g
+    }
+}
+
+/// `job="api", instance="a:1"`: the values of `by` in `labels` ("" when missing).
+pub fn group_name(by: &[String], labels: Option<&Labels>) -> String {
+    by.iter()
+        .map(|name| {
+            let value = labels.and_then(|l| l.get(name)).unwrap_or_default();
+            format!("{name}={value:?}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One point per (series, profile timestamp): the profile's total.
@@ -204,8 +294,13 @@ pub async fn profile_points(
 }
 
 /// Resolves stack ids to frames, in bulk: each location, function and mapping is read
-/// from the metadata store once per query.
-pub fn resolve(meta: &Metadata, stacks: &[StackValue]) -> Result<StackSet, QueryError> {
+/// from the metadata store once per query. A stack of a group (see [`merge_by`]) gets a
+/// synthetic outermost frame named after the group, so flame graphs split by group.
+pub fn resolve(
+    meta: &Metadata,
+    stacks: &[StackValue],
+    groups: &[String],
+) -> Result<StackSet, QueryError> {
     let mut resolver = Resolver {
         meta,
         frames: Vec::new(),
@@ -219,6 +314,9 @@ pub fn resolve(meta: &Metadata, stacks: &[StackValue]) -> Result<StackSet, Query
         let mut frames = Vec::with_capacity(locations.len() * 2);
         for loc in locations {
             frames.extend_from_slice(resolver.location(loc)?);
+        }
+        if let Some(name) = s.group.checked_sub(1).and_then(|g| groups.get(g as usize)) {
+            frames.push(resolver.intern(Frame::named(name.clone())));
         }
         out.push(Stack {
             frames,
