@@ -245,15 +245,23 @@ mod tests {
         let profile = proto::read(&body, 64 << 20).unwrap();
         let index = profile.index().expect("a valid profile");
         assert!(!profile.sample.is_empty(), "no samples");
-        let names: Vec<&str> = profile.function.iter().map(|f| index.string(f.name)).collect();
+        let names: Vec<&str> = profile
+            .function
+            .iter()
+            .map(|f| index.string(f.name))
+            .collect();
         assert!(
-            names.iter().any(|n| n.contains("a_busy_process_profile_names_its_own_functions")),
+            names
+                .iter()
+                .any(|n| n.contains("a_busy_process_profile_names_its_own_functions")),
             "{names:?}"
         );
         assert!(
-            !names.iter().any(|n| n.starts_with("backtrace::") || n.starts_with("pprof::")),
+            !names
+                .iter()
+                .any(|n| n.starts_with("backtrace::") || n.starts_with("pprof::")),
             "the profiler's own frames are left out: {names:?}"
         );
-        assert!(matches!(cpu_profile(Duration::ZERO), Ok(_)), "free again");
+        assert!(cpu_profile(Duration::ZERO).is_ok(), "free again");
     }
 }

@@ -165,7 +165,10 @@ async fn reload_on_sighup(config: Option<std::path::PathBuf>, manager: ScrapeMan
             };
             match load_config(path) {
                 Ok(jobs) => manager.set_config(jobs),
-                Err(err) => tracing::error!(err = format!("{err:#}"), "config reload failed; keeping the running configuration"),
+                Err(err) => tracing::error!(
+                    err = format!("{err:#}"),
+                    "config reload failed; keeping the running configuration"
+                ),
             }
         }
     }

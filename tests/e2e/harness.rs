@@ -103,10 +103,10 @@ fn spawn(data_dir: &Path, extra: &[String]) -> (Child, SocketAddr) {
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra);
-    if let Some(ui) = ui_dir() {
-        if !extra.iter().any(|a| a == "--ui-dir") {
-            cmd.arg("--ui-dir").arg(ui);
-        }
+    if let Some(ui) = ui_dir()
+        && !extra.iter().any(|a| a == "--ui-dir")
+    {
+        cmd.arg("--ui-dir").arg(ui);
     }
     cmd.env("CINDER_LOG_LEVEL", "info")
         .stdout(Stdio::null())
@@ -125,11 +125,9 @@ fn read_listen_addr(child: &mut Child) -> SocketAddr {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[cinder] {line}");
-            if !sent {
-                if let Some(addr) = parse_listen(&line) {
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
+            if !sent && let Some(addr) = parse_listen(&line) {
+                let _ = tx.send(addr);
+                sent = true;
             }
         }
     });
@@ -146,10 +144,8 @@ fn wait_ready(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let url = format!("http://{addr}/ready");
     while Instant::now() < deadline {
-        if let Ok(resp) = raw_http::status_of(&url) {
-            if resp == 200 {
-                return;
-            }
+        if let Ok(200) = raw_http::status_of(&url) {
+            return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }

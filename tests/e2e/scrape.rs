@@ -35,7 +35,10 @@ fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -65,7 +68,12 @@ fn top(http: &Http, server: &Cinder, query: &str) -> Value {
         enc(query)
     );
     let resp = http.get(&url, false);
-    assert_eq!(resp.status, 200, "{url}: {}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(
+        resp.status,
+        200,
+        "{url}: {}",
+        String::from_utf8_lossy(&resp.body)
+    );
     resp.json()
 }
 
@@ -79,7 +87,9 @@ fn functions(top: &Value) -> Vec<String> {
 }
 
 fn targets(http: &Http, server: &Cinder) -> Vec<Value> {
-    let body = http.get(&format!("{}/api/v1/targets", server.url()), false).json();
+    let body = http
+        .get(&format!("{}/api/v1/targets", server.url()), false)
+        .json();
     body["jobs"]
         .as_array()
         .unwrap()
@@ -198,8 +208,10 @@ fn allocs_profile(stacks: &[(&str, i64, i64)]) -> Vec<u8> {
             )
         })
         .collect();
-    let stacks: Vec<(&[&str], Vec<i64>)> =
-        stacks.iter().map(|(f, v)| (f.as_slice(), v.clone())).collect();
+    let stacks: Vec<(&[&str], Vec<i64>)> = stacks
+        .iter()
+        .map(|(f, v)| (f.as_slice(), v.clone()))
+        .collect();
     profile(
         &[
             ("alloc_objects", "count"),
@@ -275,7 +287,9 @@ impl Drop for Servers {
         // Stops every server task (hanging ones too).
         let runtime = std::mem::replace(
             &mut self.runtime,
-            tokio::runtime::Builder::new_current_thread().build().unwrap(),
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap(),
         );
         runtime.shutdown_background();
     }
@@ -292,21 +306,29 @@ async fn answer(mut stream: tokio::net::TcpStream, behavior: Behavior, n: u64) {
         }
     }
     let ok = |ct: &str, len: usize| {
-        format!("HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+        )
     };
     match behavior {
         Behavior::Serve(body) => {
-            let _ = stream.write_all(ok("application/octet-stream", body.len()).as_bytes()).await;
+            let _ = stream
+                .write_all(ok("application/octet-stream", body.len()).as_bytes())
+                .await;
             let _ = stream.write_all(&body).await;
         }
         Behavior::Sequence(bodies) => {
             let body = &bodies[(n as usize).min(bodies.len() - 1)];
-            let _ = stream.write_all(ok("application/octet-stream", body.len()).as_bytes()).await;
+            let _ = stream
+                .write_all(ok("application/octet-stream", body.len()).as_bytes())
+                .await;
             let _ = stream.write_all(body).await;
         }
         Behavior::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
         Behavior::Drip => {
-            let _ = stream.write_all(ok("application/octet-stream", 1000).as_bytes()).await;
+            let _ = stream
+                .write_all(ok("application/octet-stream", 1000).as_bytes())
+                .await;
             for _ in 0..60 {
                 if stream.write_all(b"x").await.is_err() {
                     return;
@@ -353,7 +375,12 @@ async fn answer(mut stream: tokio::net::TcpStream, behavior: Behavior, n: u64) {
 }
 
 /// A job that scrapes only the goroutine profile of `targets` (address, kind label).
-fn goroutine_job(name: &str, interval: &str, timeout: &str, targets: &[(SocketAddr, &str)]) -> String {
+fn goroutine_job(
+    name: &str,
+    interval: &str,
+    timeout: &str,
+    targets: &[(SocketAddr, &str)],
+) -> String {
     let mut yaml = format!(
         "  - job_name: {name}\n    scrape_interval: {interval}\n    scrape_timeout: {timeout}\n    body_size_limit: 4MiB\n    profiling_config:\n      pprof_config:\n        memory: {{enabled: false}}\n        block: {{enabled: false}}\n        mutex: {{enabled: false}}\n        process_cpu: {{enabled: false}}\n    static_configs:\n"
     );
@@ -474,21 +501,49 @@ scrape_configs:
         "mutex:contentions:count:contentions:count:delta",
         "block:contentions:count:contentions:count:delta",
     ];
-    wait_for("every profile type of the Go target", Duration::from_secs(40), || {
-        let ids = profile_type_ids(&http, &server);
-        wanted.iter().all(|w| ids.iter().any(|id| id == w)).then_some(())
-    });
+    wait_for(
+        "every profile type of the Go target",
+        Duration::from_secs(40),
+        || {
+            let ids = profile_type_ids(&http, &server);
+            wanted
+                .iter()
+                .all(|w| ids.iter().any(|id| id == w))
+                .then_some(())
+        },
+    );
 
-    let cpu = top(&http, &server, "process_cpu:samples:count:cpu:nanoseconds:delta{job=\"go\", env=\"e2e\"}");
+    let cpu = top(
+        &http,
+        &server,
+        "process_cpu:samples:count:cpu:nanoseconds:delta{job=\"go\", env=\"e2e\"}",
+    );
     let names = functions(&cpu);
-    let workers = ["main.hashWorker", "main.sortWorker", "main.jsonWorker", "main.regexWorker"];
+    let workers = [
+        "main.hashWorker",
+        "main.sortWorker",
+        "main.jsonWorker",
+        "main.regexWorker",
+    ];
     assert!(
         workers.iter().any(|w| names.iter().any(|n| n == w)),
         "no main.* worker in the CPU top: {names:?}"
     );
-    let inuse = top(&http, &server, "memory:inuse_space:bytes:space:bytes{job=\"go\"}");
-    assert!(functions(&inuse).iter().any(|n| n == "main.buildCacheEntry"));
-    let mutex = top(&http, &server, "mutex:contentions:count:contentions:count:delta{job=\"go\"}");
+    let inuse = top(
+        &http,
+        &server,
+        "memory:inuse_space:bytes:space:bytes{job=\"go\"}",
+    );
+    assert!(
+        functions(&inuse)
+            .iter()
+            .any(|n| n == "main.buildCacheEntry")
+    );
+    let mutex = top(
+        &http,
+        &server,
+        "mutex:contentions:count:contentions:count:delta{job=\"go\"}",
+    );
     assert!(mutex["total"].as_i64().unwrap() > 0, "{mutex}");
 
     let all = targets(&http, &server);
@@ -500,8 +555,13 @@ scrape_configs:
     assert!(target["last_scrape"].as_i64().unwrap() > 0);
     assert_eq!(target["scrapes"].as_array().unwrap().len(), 5);
 
-    let metrics = String::from_utf8(http.get(&format!("{}/metrics", server.url()), false).body).unwrap();
-    for line in ["cinder_scrapes_total{job=\"go\"}", "cinder_targets{job=\"go\",health=\"up\"} 1", "cinder_store_head_rows"] {
+    let metrics =
+        String::from_utf8(http.get(&format!("{}/metrics", server.url()), false).body).unwrap();
+    for line in [
+        "cinder_scrapes_total{job=\"go\"}",
+        "cinder_targets{job=\"go\",health=\"up\"} 1",
+        "cinder_store_head_rows",
+    ] {
         assert!(metrics.contains(line), "/metrics lacks {line}:\n{metrics}");
     }
 }
@@ -510,12 +570,29 @@ scrape_configs:
 fn hostile_targets_get_precise_errors_and_never_delay_a_healthy_one() {
     // 100 gzip members of 1 MiB of zeros: 100 KiB on the wire, 100 MiB inflated.
     let member = gzip(&vec![0u8; 1 << 20]);
-    let bomb: Vec<u8> = member.iter().copied().cycle().take(member.len() * 100).collect();
+    let bomb: Vec<u8> = member
+        .iter()
+        .copied()
+        .cycle()
+        .take(member.len() * 100)
+        .collect();
     let kinds: Vec<(&str, Behavior, &str)> = vec![
-        ("healthy", Behavior::Serve(Arc::new(goroutine_profile())), ""),
+        (
+            "healthy",
+            Behavior::Serve(Arc::new(goroutine_profile())),
+            "",
+        ),
         ("hang", Behavior::Hang, "timed out after 3s: no response"),
-        ("drip", Behavior::Drip, "timed out after 3s while reading the body"),
-        ("huge", Behavior::Huge, "body exceeds the size limit of 4194304 bytes"),
+        (
+            "drip",
+            Behavior::Drip,
+            "timed out after 3s while reading the body",
+        ),
+        (
+            "huge",
+            Behavior::Huge,
+            "body exceeds the size limit of 4194304 bytes",
+        ),
         (
             "bomb",
             Behavior::Raw("200 OK", "application/octet-stream", Arc::new(bomb)),
@@ -541,7 +618,11 @@ fn hostile_targets_get_precise_errors_and_never_delay_a_healthy_one() {
         ),
         (
             "error500",
-            Behavior::Raw("500 Internal Server Error", "text/plain", Arc::new(b"boom".to_vec())),
+            Behavior::Raw(
+                "500 Internal Server Error",
+                "text/plain",
+                Arc::new(b"boom".to_vec()),
+            ),
             "HTTP 500 Internal Server Error",
         ),
         ("redirects", Behavior::RedirectLoop, "too many redirects"),
@@ -556,25 +637,32 @@ fn hostile_targets_get_precise_errors_and_never_delay_a_healthy_one() {
     let tmp = tempfile::tempdir().unwrap();
     let config = write_config(
         tmp.path(),
-        &format!("scrape_configs:\n{}", goroutine_job("hostile", "2s", "3s", &targets_yaml)),
+        &format!(
+            "scrape_configs:\n{}",
+            goroutine_job("hostile", "2s", "3s", &targets_yaml)
+        ),
     );
     let server = Cinder::start(&["--config", config.to_str().unwrap()]);
     let http = Http::new();
     let started = Instant::now();
 
     // Every hostile target has failed at least once (the slow ones take the 3 s timeout).
-    let all = wait_for("every hostile target to fail", Duration::from_secs(20), || {
-        let all = targets(&http, &server);
-        let done = kinds.iter().all(|(kind, _, _)| {
-            let t = target_with(&all, "kind", kind);
-            if *kind == "healthy" {
-                t["health"] == "up"
-            } else {
-                t["health"] == "down"
-            }
-        });
-        done.then_some(all)
-    });
+    let all = wait_for(
+        "every hostile target to fail",
+        Duration::from_secs(20),
+        || {
+            let all = targets(&http, &server);
+            let done = kinds.iter().all(|(kind, _, _)| {
+                let t = target_with(&all, "kind", kind);
+                if *kind == "healthy" {
+                    t["health"] == "up"
+                } else {
+                    t["health"] == "down"
+                }
+            });
+            done.then_some(all)
+        },
+    );
     for (kind, _, error) in &kinds[1..] {
         let t = target_with(&all, "kind", kind);
         let last_error = t["last_error"].as_str().unwrap_or_default();
@@ -600,7 +688,10 @@ fn hostile_targets_get_precise_errors_and_never_delay_a_healthy_one() {
         "healthy target scraped {scrapes} times in {elapsed:.1}s (every 2 s expected)"
     );
     assert_eq!(scrape["skipped_ticks"], 0, "{scrape}");
-    assert!(scrape["last_duration_ms"].as_u64().unwrap() < 1000, "{scrape}");
+    assert!(
+        scrape["last_duration_ms"].as_u64().unwrap() < 1000,
+        "{scrape}"
+    );
     let served = servers.count(0);
     assert!(
         (scrapes..=scrapes + 1).contains(&served),
@@ -608,9 +699,16 @@ fn hostile_targets_get_precise_errors_and_never_delay_a_healthy_one() {
     );
     // The slow hostile ones outlast the interval: their skipped ticks are counted.
     let hang = target_with(&all, "kind", "hang");
-    assert!(hang["scrapes"][0]["skipped_ticks"].as_u64().unwrap() >= 1, "{hang:#}");
+    assert!(
+        hang["scrapes"][0]["skipped_ticks"].as_u64().unwrap() >= 1,
+        "{hang:#}"
+    );
     // The healthy target's data is there.
-    let goroutines = top(&http, &server, "goroutine:goroutine:count:goroutine:count{kind=\"healthy\"}");
+    let goroutines = top(
+        &http,
+        &server,
+        "goroutine:goroutine:count:goroutine:count{kind=\"healthy\"}",
+    );
     assert!(functions(&goroutines).contains(&"main.healthyWorker".to_owned()));
     // The huge body and the bomb did not blow up memory.
     if let Some(rss) = peak_rss_mib(server.pid()) {
@@ -641,26 +739,49 @@ fn cumulative_allocations_are_stored_as_deltas() {
     wait_for("four scrapes", Duration::from_secs(15), || {
         (servers.count(0) >= 4).then_some(())
     });
-    wait_for("the fourth scrape to be stored", Duration::from_secs(5), || {
-        let all = targets(&http, &server);
-        (all[0]["scrapes"][0]["scrapes"].as_u64().unwrap() >= 4).then_some(())
-    });
-    let objects = top(&http, &server, "memory:alloc_objects:count:space:bytes:delta{job=\"allocs\"}");
+    wait_for(
+        "the fourth scrape to be stored",
+        Duration::from_secs(5),
+        || {
+            let all = targets(&http, &server);
+            (all[0]["scrapes"][0]["scrapes"].as_u64().unwrap() >= 4).then_some(())
+        },
+    );
+    let objects = top(
+        &http,
+        &server,
+        "memory:alloc_objects:count:space:bytes:delta{job=\"allocs\"}",
+    );
     let flat: HashMap<String, i64> = objects["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["function"].as_str().unwrap().to_owned(), r["flat"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["function"].as_str().unwrap().to_owned(),
+                r["flat"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(flat.get("main.a"), Some(&35), "45 - 10: {objects}");
     assert_eq!(flat.get("main.b"), Some(&15), "20 - 5: {objects}");
     assert_eq!(objects["total"], 50);
-    let space = top(&http, &server, "memory:alloc_space:bytes:space:bytes:delta{job=\"allocs\"}");
+    let space = top(
+        &http,
+        &server,
+        "memory:alloc_space:bytes:space:bytes:delta{job=\"allocs\"}",
+    );
     assert_eq!(space["total"], 50 * 1024);
     // In-use memory is a snapshot per scrape, not a delta.
     let ids = profile_type_ids(&http, &server);
-    assert!(ids.contains(&"memory:inuse_space:bytes:space:bytes".to_owned()), "{ids:?}");
-    assert!(!ids.iter().any(|id| id.starts_with("memory:alloc_objects") && !id.ends_with(":delta")));
+    assert!(
+        ids.contains(&"memory:inuse_space:bytes:space:bytes".to_owned()),
+        "{ids:?}"
+    );
+    assert!(
+        !ids.iter()
+            .any(|id| id.starts_with("memory:alloc_objects") && !id.ends_with(":delta"))
+    );
     let range = http
         .get(
             &format!(
@@ -699,16 +820,37 @@ fn api_targets_are_guarded_validated_persisted_and_scraped() {
     // No token, a wrong token: 401. Ingest needs it too.
     assert_eq!(send(&http, "POST", &url, None, &body).0, 401);
     assert_eq!(send(&http, "POST", &url, Some("nope"), &body).0, 401);
-    let (status, _) = send(&http, "POST", &format!("{}/api/v1/ingest?__name__=x", server.url()), None, &json!({}));
+    let (status, _) = send(
+        &http,
+        "POST",
+        &format!("{}/api/v1/ingest?__name__=x", server.url()),
+        None,
+        &json!({}),
+    );
     assert_eq!(status, 401);
 
     // Validation names the field.
     for (bad, field) in [
-        (json!({"job": "j", "address": "169.254.169.254:80"}), "address"),
-        (json!({"job": "j", "address": "x:1", "scheme": "gopher"}), "scheme"),
-        (json!({"job": "j", "address": "x:1", "interval": "100ms"}), "interval"),
-        (json!({"job": "j", "address": "x:1", "interval": "10s", "timeout": "3s"}), "timeout"),
-        (json!({"job": "j", "address": "x:1", "labels": {"a-b": "c"}}), "labels.a-b"),
+        (
+            json!({"job": "j", "address": "169.254.169.254:80"}),
+            "address",
+        ),
+        (
+            json!({"job": "j", "address": "x:1", "scheme": "gopher"}),
+            "scheme",
+        ),
+        (
+            json!({"job": "j", "address": "x:1", "interval": "100ms"}),
+            "interval",
+        ),
+        (
+            json!({"job": "j", "address": "x:1", "interval": "10s", "timeout": "3s"}),
+            "timeout",
+        ),
+        (
+            json!({"job": "j", "address": "x:1", "labels": {"a-b": "c"}}),
+            "labels.a-b",
+        ),
     ] {
         let (status, answer) = send(&http, "POST", &url, Some("s3cret"), &bad);
         assert_eq!(status, 400, "{bad}: {answer}");
@@ -724,38 +866,81 @@ fn api_targets_are_guarded_validated_persisted_and_scraped() {
     assert_eq!(created["profiles"], json!(["goroutine"]));
     // The same address again in the same job is a duplicate.
     let (status, dup) = send(&http, "POST", &url, Some("s3cret"), &body);
-    assert_eq!((status, dup["field"].as_str()), (400, Some("address")), "{dup}");
+    assert_eq!(
+        (status, dup["field"].as_str()),
+        (400, Some("address")),
+        "{dup}"
+    );
 
     // The config's own target (the self-scrape) is read-only.
     let all = list(&http, &server);
-    let own = all.iter().find(|t| t["job"] == "cinder").expect("the self-scrape target");
+    let own = all
+        .iter()
+        .find(|t| t["job"] == "cinder")
+        .expect("the self-scrape target");
     assert_eq!(own["source"], "config");
     let own_url = format!("{url}/{}", own["id"].as_str().unwrap());
-    assert_eq!(send(&http, "DELETE", &own_url, Some("s3cret"), &json!(null)).0, 403);
+    assert_eq!(
+        send(&http, "DELETE", &own_url, Some("s3cret"), &json!(null)).0,
+        403
+    );
     assert_eq!(send(&http, "PUT", &own_url, Some("s3cret"), &body).0, 403);
-    assert_eq!(send(&http, "DELETE", &format!("{url}/nope"), Some("s3cret"), &json!(null)).0, 404);
+    assert_eq!(
+        send(
+            &http,
+            "DELETE",
+            &format!("{url}/nope"),
+            Some("s3cret"),
+            &json!(null)
+        )
+        .0,
+        404
+    );
 
     // Back after a restart (SIGKILL), with its id, and scraped.
     let before = servers.count(0);
     server.restart();
     let url = format!("{}/api/v1/targets", server.url());
     let all = list(&http, &server);
-    let target = all.iter().find(|t| t["id"] == id.as_str()).expect("the API target after a restart");
+    let target = all
+        .iter()
+        .find(|t| t["id"] == id.as_str())
+        .expect("the API target after a restart");
     assert_eq!(target["labels"]["team"], "core");
-    wait_for("the restored target to be scraped", Duration::from_secs(10), || {
-        let all = list(&http, &server);
-        let t = all.iter().find(|t| t["id"] == id.as_str())?;
-        (t["health"] == "up" && servers.count(0) > before).then_some(())
-    });
+    wait_for(
+        "the restored target to be scraped",
+        Duration::from_secs(10),
+        || {
+            let all = list(&http, &server);
+            let t = all.iter().find(|t| t["id"] == id.as_str())?;
+            (t["health"] == "up" && servers.count(0) > before).then_some(())
+        },
+    );
 
     // PUT changes it (the UI sends back what GET gave, edited); DELETE removes it.
     let mut edited = target.clone();
     edited["labels"]["team"] = json!("edge");
-    let (status, changed) = send(&http, "PUT", &format!("{url}/{id}"), Some("s3cret"), &edited);
+    let (status, changed) = send(
+        &http,
+        "PUT",
+        &format!("{url}/{id}"),
+        Some("s3cret"),
+        &edited,
+    );
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["labels"]["team"], "edge");
     assert_eq!(changed["id"], id.as_str());
-    assert_eq!(send(&http, "DELETE", &format!("{url}/{id}"), Some("s3cret"), &json!(null)).0, 204);
+    assert_eq!(
+        send(
+            &http,
+            "DELETE",
+            &format!("{url}/{id}"),
+            Some("s3cret"),
+            &json!(null)
+        )
+        .0,
+        204
+    );
     assert!(list(&http, &server).iter().all(|t| t["id"] != id.as_str()));
 
     // --targets-api=false: reads work, writes are 403.
@@ -769,7 +954,10 @@ fn reqwest_client() -> (reqwest::Client, tokio::runtime::Runtime) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     (
         reqwest::Client::new(),
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
     )
 }
 
@@ -791,12 +979,21 @@ fn send(
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         let bytes = resp.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     })
 }
 
 fn list(http: &(reqwest::Client, tokio::runtime::Runtime), server: &Cinder) -> Vec<Value> {
-    let (status, body) = send(http, "GET", &format!("{}/api/v1/targets", server.url()), None, &Value::Null);
+    let (status, body) = send(
+        http,
+        "GET",
+        &format!("{}/api/v1/targets", server.url()),
+        None,
+        &Value::Null,
+    );
     assert_eq!(status, 200);
     body["jobs"]
         .as_array()
@@ -819,14 +1016,21 @@ fn sighup_and_target_files_reload_keeping_unchanged_loops() {
     let job = |extra: &str| {
         format!(
             "scrape_configs:\n{}    file_sd_configs:\n      - files: ['sd/*.json']\n{extra}",
-            goroutine_job("reload", "1s", "2s", &[(servers.addrs[0], "a"), (servers.addrs[1], "b")])
+            goroutine_job(
+                "reload",
+                "1s",
+                "2s",
+                &[(servers.addrs[0], "a"), (servers.addrs[1], "b")]
+            )
         )
     };
     let config = write_config(tmp.path(), &job(""));
     let server = Cinder::start(&["--config", config.to_str().unwrap()]);
     let http = Http::new();
     let scrapes_of = |all: &[Value], kind: &str| {
-        target_with(all, "kind", kind)["scrapes"][0]["scrapes"].as_u64().unwrap()
+        target_with(all, "kind", kind)["scrapes"][0]["scrapes"]
+            .as_u64()
+            .unwrap()
     };
     wait_for("a and b scraped twice", Duration::from_secs(10), || {
         let all = targets(&http, &server);
@@ -836,14 +1040,21 @@ fn sighup_and_target_files_reload_keeping_unchanged_loops() {
     // A target file appears: its target is scraped, with the file's labels.
     std::fs::write(
         sd.join("more.json"),
-        format!(r#"[{{"targets": ["{}"], "labels": {{"kind": "c"}}}}]"#, servers.addrs[2]),
+        format!(
+            r#"[{{"targets": ["{}"], "labels": {{"kind": "c"}}}}]"#,
+            servers.addrs[2]
+        ),
     )
     .unwrap();
-    wait_for("the file target to be scraped", Duration::from_secs(10), || {
-        let all = targets(&http, &server);
-        let c = all.iter().find(|t| t["labels"]["kind"] == "c")?;
-        (c["health"] == "up").then_some(())
-    });
+    wait_for(
+        "the file target to be scraped",
+        Duration::from_secs(10),
+        || {
+            let all = targets(&http, &server);
+            let c = all.iter().find(|t| t["labels"]["kind"] == "c")?;
+            (c["health"] == "up").then_some(())
+        },
+    );
 
     // SIGHUP with b relabelled: a keeps its loop (its count goes on), b starts afresh.
     let all = targets(&http, &server);
@@ -857,7 +1068,9 @@ fn sighup_and_target_files_reload_keeping_unchanged_loops() {
     assert!(status.success());
     let all = wait_for("b relabelled to b2", Duration::from_secs(10), || {
         let all = targets(&http, &server);
-        all.iter().any(|t| t["labels"]["kind"] == "b2").then_some(all)
+        all.iter()
+            .any(|t| t["labels"]["kind"] == "b2")
+            .then_some(all)
     });
     assert!(all.iter().all(|t| t["labels"]["kind"] != "b"));
     assert!(scrapes_of(&all, "a") >= a_before, "a's loop was kept");
@@ -908,11 +1121,17 @@ fn cinder_with_no_flags_profiles_itself() {
             let _ = http.get(&format!("{}/api/v1/targets", server.url()), false);
         }
         let ids = profile_type_ids(&http, &server);
-        if !ids.iter().any(|id| id == "process_cpu:samples:count:cpu:nanoseconds:delta") {
+        if !ids
+            .iter()
+            .any(|id| id == "process_cpu:samples:count:cpu:nanoseconds:delta")
+        {
             return None;
         }
         let names = functions(&top(&http, &server, query));
-        names.iter().any(|n| n.starts_with("backend::")).then_some(names)
+        names
+            .iter()
+            .any(|n| n.starts_with("backend::"))
+            .then_some(names)
     });
     eprintln!(
         "own CPU profile queryable after {:.1}s; top: {:?}",

@@ -112,7 +112,9 @@ impl AppState {
             });
         match given {
             Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
-            Some(_) => Err(ApiError::Unauthorized("the bearer token is not valid".into())),
+            Some(_) => Err(ApiError::Unauthorized(
+                "the bearer token is not valid".into(),
+            )),
             None => Err(ApiError::Unauthorized(
                 "this endpoint needs an Authorization: Bearer <token> header".into(),
             )),
@@ -298,17 +300,19 @@ fn v1(state: AppState) -> Router<AppState> {
         .route("/targets", get(targets::list).post(targets::create))
         .route(
             "/targets/{id}",
-            put(targets::update).delete(targets::delete).get(targets::one),
+            put(targets::update)
+                .delete(targets::delete)
+                .get(targets::one),
         )
         .merge(queries)
 }
 
 /// Counts and times the query endpoints for `/metrics`.
 async fn track_query(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let endpoint = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let endpoint = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     state
@@ -368,7 +372,10 @@ async fn cpu_profile(
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"profile\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"profile\"",
+            ),
         ],
         body,
     )

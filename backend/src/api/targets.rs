@@ -17,7 +17,9 @@ use crate::scrape::{ScrapeManager, TargetError, TargetView, TargetsView};
 impl From<TargetError> for ApiError {
     fn from(err: TargetError) -> Self {
         match err {
-            TargetError::Invalid(f) if f.field.is_empty() => ApiError::bad_request(f.error, f.detail),
+            TargetError::Invalid(f) if f.field.is_empty() => {
+                ApiError::bad_request(f.error, f.detail)
+            }
             TargetError::Invalid(f) => ApiError::bad_field(&f.field, f.error, f.detail),
             TargetError::NotFound(_) => ApiError::NotFound(err.to_string()),
             TargetError::ReadOnly(_) => ApiError::Forbidden(err.to_string()),

@@ -519,9 +519,7 @@ impl TryFrom<RawScrapeConfig> for ScrapeConfig {
                 .into_iter()
                 .map(|f| FileSd {
                     files: f.files.into_iter().map(PathBuf::from).collect(),
-                    refresh_interval: f
-                        .refresh_interval
-                        .map_or(Duration::from_secs(300), |d| d.0),
+                    refresh_interval: f.refresh_interval.map_or(Duration::from_secs(300), |d| d.0),
                 })
                 .collect(),
             http: HttpConfig {
@@ -531,9 +529,7 @@ impl TryFrom<RawScrapeConfig> for ScrapeConfig {
                 ca_file: tls.ca_file.map(PathBuf::from),
                 follow_redirects: raw.follow_redirects.unwrap_or(true),
             },
-            body_size_limit: raw
-                .body_size_limit
-                .map_or(DEFAULT_BODY_SIZE_LIMIT, |b| b.0),
+            body_size_limit: raw.body_size_limit.map_or(DEFAULT_BODY_SIZE_LIMIT, |b| b.0),
         })
     }
 }
@@ -572,17 +568,23 @@ fn profiles(job: &str, config: RawProfilingConfig) -> Result<Vec<ProfileConfig>,
             ));
         }
         let path = match &config.path_prefix {
-            Some(prefix) if !prefix.is_empty() => {
-                format!("/{}/{}", prefix.trim_matches('/'), path.trim_start_matches('/'))
-                    .replace("//", "/")
-            }
+            Some(prefix) if !prefix.is_empty() => format!(
+                "/{}/{}",
+                prefix.trim_matches('/'),
+                path.trim_start_matches('/')
+            )
+            .replace("//", "/"),
             _ => path,
         };
         if raw.seconds == Some(0) {
-            return Err(format!("job {job:?}: pprof_config.{name}.seconds must be at least 1"));
+            return Err(format!(
+                "job {job:?}: pprof_config.{name}.seconds must be at least 1"
+            ));
         }
         out.push(ProfileConfig {
-            delta: raw.delta.unwrap_or(default.as_ref().is_some_and(|d| d.delta)),
+            delta: raw
+                .delta
+                .unwrap_or(default.as_ref().is_some_and(|d| d.delta)),
             name,
             path,
             seconds: raw.seconds,
@@ -600,10 +602,14 @@ pub fn check_address(address: &str) -> Result<(), String> {
         ));
     }
     if address.contains('/') {
-        return Err(format!("target {address:?} must be host:port, without a path"));
+        return Err(format!(
+            "target {address:?} must be host:port, without a path"
+        ));
     }
     let Some((host, port)) = address.rsplit_once(':') else {
-        return Err(format!("target {address:?} must be host:port (the port is missing)"));
+        return Err(format!(
+            "target {address:?} must be host:port (the port is missing)"
+        ));
     };
     if host.is_empty() {
         return Err(format!("target {address:?} has no host"));
@@ -676,9 +682,8 @@ impl ScrapeFile {
                     job.job_name
                 ));
             }
-            resolve_files(&mut job, base).map_err(|e| {
-                format!("scrape_configs[{i}] (job {:?}): {e}{line}", job.job_name)
-            })?;
+            resolve_files(&mut job, base)
+                .map_err(|e| format!("scrape_configs[{i}] (job {:?}): {e}{line}", job.job_name))?;
             jobs.push(job);
         }
         Ok(ScrapeFile { jobs, ignored_keys })
@@ -694,8 +699,10 @@ fn with_line(text: &str, message: String) -> String {
         .strip_prefix("unknown field `")
         .and_then(|rest| rest.split('`').next());
     let line = key.and_then(|key| {
-        text.lines()
-            .position(|l| l.strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':')))
+        text.lines().position(|l| {
+            l.strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with(':'))
+        })
     });
     match line {
         Some(n) => format!("{message} at line {}", n + 1),
@@ -823,11 +830,28 @@ scrape_configs:
         assert_eq!(default.timeout, Duration::from_secs(4), "interval + 3s");
         assert_eq!(default.scheme, Scheme::Http);
         let names: Vec<&str> = default.profiles.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["block", "goroutine", "memory", "mutex", "process_cpu"]);
-        let memory = default.profiles.iter().find(|p| p.name == "memory").unwrap();
-        assert_eq!((memory.path.as_str(), memory.delta), ("/debug/pprof/allocs", false));
-        let cpu = default.profiles.iter().find(|p| p.name == "process_cpu").unwrap();
-        assert_eq!((cpu.path.as_str(), cpu.delta), ("/debug/pprof/profile", true));
+        assert_eq!(
+            names,
+            ["block", "goroutine", "memory", "mutex", "process_cpu"]
+        );
+        let memory = default
+            .profiles
+            .iter()
+            .find(|p| p.name == "memory")
+            .unwrap();
+        assert_eq!(
+            (memory.path.as_str(), memory.delta),
+            ("/debug/pprof/allocs", false)
+        );
+        let cpu = default
+            .profiles
+            .iter()
+            .find(|p| p.name == "process_cpu")
+            .unwrap();
+        assert_eq!(
+            (cpu.path.as_str(), cpu.delta),
+            ("/debug/pprof/profile", true)
+        );
 
         let app = &file.jobs[1];
         assert_eq!(app.scheme, Scheme::Https);
@@ -870,10 +894,7 @@ scrape_configs:
                 "scrape_configs:\n  - job_name: a\n    scheme: ftp\n",
                 &["scheme", "ftp", "line 3"],
             ),
-            (
-                "global:\n  scrape_interval: 10s\n",
-                &["global", "line 1"],
-            ),
+            ("global:\n  scrape_interval: 10s\n", &["global", "line 1"]),
             (
                 "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: [x:1]\n        lables: {a: b}\n",
                 &["lables", "line 5"],
@@ -922,10 +943,7 @@ scrape_configs:
                 "scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password: p}\n    authorization: {credentials: c}\n",
                 "mutually exclusive",
             ),
-            (
-                "scrape_configs:\n  - job_name: ''\n",
-                "job_name is empty",
-            ),
+            ("scrape_configs:\n  - job_name: ''\n", "job_name is empty"),
         ];
         for (yaml, want) in cases {
             let err = parse(yaml).unwrap_err();
@@ -941,7 +959,10 @@ scrape_configs:
         let yaml = "scrape_configs:\n  - job_name: a\n    authorization:\n      credentials_file: token\n    file_sd_configs:\n      - files: ['sd/*.json']\n";
         let file = ScrapeFile::parse(yaml, dir.path()).unwrap();
         let job = &file.jobs[0];
-        assert_eq!(job.http.authorization.as_ref().unwrap().1.read().unwrap(), "tok");
+        assert_eq!(
+            job.http.authorization.as_ref().unwrap().1.read().unwrap(),
+            "tok"
+        );
         assert_eq!(job.file_sd[0].files[0], dir.path().join("sd/*.json"));
         let missing = ScrapeFile::parse(
             "scrape_configs:\n  - job_name: a\n    basic_auth: {username: u, password_file: nope}\n",

@@ -58,7 +58,12 @@ pub struct Cli {
     pub ui_dir: Option<PathBuf>,
 
     /// Require `Authorization: Bearer <TOKEN>` for ingest and every change to targets.
-    #[arg(long, env = "CINDER_API_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CINDER_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub api_token: Option<String>,
 
     /// Allow creating, changing and deleting scrape targets through the HTTP API
@@ -118,7 +123,11 @@ mod tests {
             (&["cinder", "--targets-api"][..], true),
             (&["cinder", "--targets-api=true"][..], true),
         ] {
-            assert_eq!(Cli::try_parse_from(args).unwrap().targets_api, want, "{args:?}");
+            assert_eq!(
+                Cli::try_parse_from(args).unwrap().targets_api,
+                want,
+                "{args:?}"
+            );
         }
         assert!(Cli::try_parse_from(["cinder", "--targets-api=maybe"]).is_err());
     }

@@ -117,10 +117,7 @@ impl TryFrom<RawRule> for Rule {
                 || raw.separator.is_some()
                 || raw.replacement.is_some())
         {
-            return Err(format!(
-                "relabel action {} takes only regex",
-                action.name()
-            ));
+            return Err(format!("relabel action {} takes only regex", action.name()));
         }
         if matches!(action, Action::KeepEqual | Action::DropEqual) && raw.regex.is_some() {
             return Err("relabel actions keepequal and dropequal take no regex".into());
@@ -131,7 +128,9 @@ impl TryFrom<RawRule> for Rule {
             }
         }
         // A target label may hold `$1`-style references (replace only); others must be names.
-        if !target_label.is_empty() && action != Action::Replace && !is_valid_label_name(&target_label)
+        if !target_label.is_empty()
+            && action != Action::Replace
+            && !is_valid_label_name(&target_label)
         {
             return Err(format!("invalid target_label {target_label:?}"));
         }
@@ -206,7 +205,9 @@ impl Rule {
                     .filter(|(name, _)| self.regex.is_match(name))
                     .map(|(name, value)| {
                         (
-                            self.regex.replace(name, self.replacement.as_str()).into_owned(),
+                            self.regex
+                                .replace(name, self.replacement.as_str())
+                                .into_owned(),
                             value.to_owned(),
                         )
                     })
@@ -263,7 +264,11 @@ mod tests {
   replacement: '$2'
 "#,
         );
-        let out = apply(&rules, labels(&[("__address__", "api-1:80"), ("env", "prod")])).unwrap();
+        let out = apply(
+            &rules,
+            labels(&[("__address__", "api-1:80"), ("env", "prod")]),
+        )
+        .unwrap();
         assert_eq!(out.get("host"), Some("api-1"));
         assert_eq!(out.get("never"), None);
         assert_eq!(out.get("prod_addr"), Some("api-1:80"));
@@ -293,9 +298,17 @@ mod tests {
     #[test]
     fn labeldrop_labelkeep_and_labelmap_work_on_names() {
         let input = labels(&[("__meta_team", "a"), ("tmp_x", "1"), ("job", "j")]);
-        let out = apply(&rules("- {regex: 'tmp_.*', action: labeldrop}"), input.clone()).unwrap();
+        let out = apply(
+            &rules("- {regex: 'tmp_.*', action: labeldrop}"),
+            input.clone(),
+        )
+        .unwrap();
         assert_eq!(out, labels(&[("__meta_team", "a"), ("job", "j")]));
-        let out = apply(&rules("- {regex: 'job|__.*', action: labelkeep}"), input.clone()).unwrap();
+        let out = apply(
+            &rules("- {regex: 'job|__.*', action: labelkeep}"),
+            input.clone(),
+        )
+        .unwrap();
         assert_eq!(out, labels(&[("__meta_team", "a"), ("job", "j")]));
         let out = apply(
             &rules("- {regex: '__meta_(.+)', action: labelmap, replacement: 'meta_$1'}"),
@@ -312,7 +325,10 @@ mod tests {
              - {source_labels: [a], target_label: shard, action: hashmod, modulus: 4}\n\
              - {source_labels: [a], target_label: copy, action: keepequal}",
         );
-        assert!(apply(&rules, labels(&[("a", "MiXed")])).is_none(), "copy != a");
+        assert!(
+            apply(&rules, labels(&[("a", "MiXed")])).is_none(),
+            "copy != a"
+        );
         let out = apply(&rules, labels(&[("a", "MiXed"), ("copy", "MiXed")])).unwrap();
         assert_eq!(out.get("lower"), Some("mixed"));
         let shard: u64 = out.get("shard").unwrap().parse().unwrap();
@@ -322,15 +338,23 @@ mod tests {
     #[test]
     fn bad_rules_are_refused_with_a_reason() {
         let cases = [
-            ("- {source_labels: [a], regex: '(', target_label: b}", "invalid relabel regex"),
+            (
+                "- {source_labels: [a], regex: '(', target_label: b}",
+                "invalid relabel regex",
+            ),
             ("- {source_labels: [a]}", "requires target_label"),
             ("- {action: hashmod, target_label: b}", "modulus"),
-            ("- {action: labeldrop, regex: a, target_label: b}", "takes only regex"),
+            (
+                "- {action: labeldrop, regex: a, target_label: b}",
+                "takes only regex",
+            ),
             ("- {action: explode}", "unknown variant"),
             ("- {source_labels: [a], target: b}", "unknown field"),
         ];
         for (yaml, want) in cases {
-            let err = serde_norway::from_str::<Vec<Rule>>(yaml).unwrap_err().to_string();
+            let err = serde_norway::from_str::<Vec<Rule>>(yaml)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{yaml}: {err}");
         }
     }

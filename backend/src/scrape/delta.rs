@@ -22,7 +22,8 @@ use crate::config::file::SampleTypeFilter;
 use xxhash_rust::xxh3::Xxh3;
 
 /// Sample types that Go reports cumulatively.
-pub(crate) const CUMULATIVE_TYPES: &[&str] = &["alloc_objects", "alloc_space", "contentions", "delay"];
+pub(crate) const CUMULATIVE_TYPES: &[&str] =
+    &["alloc_objects", "alloc_space", "contentions", "delay"];
 
 /// One profile to store, and whether it holds deltas.
 #[derive(Debug, Clone)]
@@ -69,12 +70,22 @@ pub(crate) fn convert(
     now_nanos: i64,
 ) -> (Vec<Part>, Baseline) {
     if endpoint_delta {
-        return (vec![Part { profile, delta: true }], Baseline::NotCumulative);
+        return (
+            vec![Part {
+                profile,
+                delta: true,
+            }],
+            Baseline::NotCumulative,
+        );
     }
     let is_cumulative: Vec<bool> = profile
         .sample_type
         .iter()
-        .map(|st| CUMULATIVE_TYPES.iter().any(|t| t.as_bytes() == string(&profile, st.ty)))
+        .map(|st| {
+            CUMULATIVE_TYPES
+                .iter()
+                .any(|t| t.as_bytes() == string(&profile, st.ty))
+        })
         .collect();
     if !is_cumulative.contains(&true) {
         let delta = is_cpu(&profile);
@@ -84,8 +95,12 @@ pub(crate) fn convert(
         }
         return (vec![Part { profile, delta }], Baseline::NotCumulative);
     }
-    let cumulative: Vec<usize> = (0..is_cumulative.len()).filter(|&i| is_cumulative[i]).collect();
-    let snapshot: Vec<usize> = (0..is_cumulative.len()).filter(|&i| !is_cumulative[i]).collect();
+    let cumulative: Vec<usize> = (0..is_cumulative.len())
+        .filter(|&i| is_cumulative[i])
+        .collect();
+    let snapshot: Vec<usize> = (0..is_cumulative.len())
+        .filter(|&i| !is_cumulative[i])
+        .collect();
     let time = if profile.time_nanos > 0 {
         profile.time_nanos
     } else {
@@ -95,13 +110,18 @@ pub(crate) fn convert(
         .iter()
         .map(|&i| {
             let st = &profile.sample_type[i];
-            (string(&profile, st.ty).to_vec(), string(&profile, st.unit).to_vec())
+            (
+                string(&profile, st.ty).to_vec(),
+                string(&profile, st.unit).to_vec(),
+            )
         })
         .collect();
     let keys = sample_keys(&profile);
     let mut current: HashMap<u64, Vec<i64>> = HashMap::with_capacity(keys.len());
     for (sample, key) in profile.sample.iter().zip(&keys) {
-        let sums = current.entry(*key).or_insert_with(|| vec![0; cumulative.len()]);
+        let sums = current
+            .entry(*key)
+            .or_insert_with(|| vec![0; cumulative.len()]);
         for (sum, &i) in sums.iter_mut().zip(&cumulative) {
             *sum = sum.saturating_add(sample.value.get(i).copied().unwrap_or(0));
         }
@@ -275,7 +295,9 @@ fn sample_keys(profile: &Profile) -> Vec<u64> {
                 h.update(&locations.get(id).copied().unwrap_or(0).to_le_bytes());
             }
             h.update(&[0xff]);
-            let mut labels: Vec<(&[u8], &[u8], i64, &[u8])> = sample
+            // (key, string value, number, unit) of each label.
+            type LabelKey<'a> = (&'a [u8], &'a [u8], i64, &'a [u8]);
+            let mut labels: Vec<LabelKey<'_>> = sample
                 .label
                 .iter()
                 .map(|l| {
@@ -416,14 +438,25 @@ pub(crate) mod tests {
         let first = heap_profile(&[(&["a", "main"], 10, 3), (&["b", "main"], 5, 1)], 0, 1_000);
         let (parts, outcome) = convert(first, false, &mut state, 0);
         assert_eq!(outcome, Baseline::First);
-        assert_eq!(parts.len(), 1, "only the in-use snapshot on the first scrape");
+        assert_eq!(
+            parts.len(),
+            1,
+            "only the in-use snapshot on the first scrape"
+        );
         assert!(!parts[0].delta);
-        assert_eq!(type_names(&parts[0].profile), ["inuse_objects", "inuse_space"]);
+        assert_eq!(
+            type_names(&parts[0].profile),
+            ["inuse_objects", "inuse_space"]
+        );
         assert_eq!(parts[0].profile.duration_nanos, 0);
 
         // Same stacks, other location ids, a new stack.
         let second = heap_profile(
-            &[(&["b", "main"], 5, 2), (&["a", "main"], 25, 4), (&["c", "main"], 2, 0)],
+            &[
+                (&["b", "main"], 5, 2),
+                (&["a", "main"], 25, 4),
+                (&["c", "main"], 2, 0),
+            ],
             100,
             3_000,
         );
@@ -468,8 +501,16 @@ pub(crate) mod tests {
         let scrapes = [(10, 5), (25, 5), (45, 20)];
         let mut sums: HashMap<String, i64> = HashMap::new();
         for (i, (a, b)) in scrapes.iter().enumerate() {
-            let p = heap_profile(&[(&["a"], *a, 0), (&["b"], *b, 0)], i as u64 * 7, i as i64 + 1);
-            for part in convert(p, false, &mut state, 0).0.into_iter().filter(|p| p.delta) {
+            let p = heap_profile(
+                &[(&["a"], *a, 0), (&["b"], *b, 0)],
+                i as u64 * 7,
+                i as i64 + 1,
+            );
+            for part in convert(p, false, &mut state, 0)
+                .0
+                .into_iter()
+                .filter(|p| p.delta)
+            {
                 for (name, v) in values(&part.profile) {
                     *sums.entry(name).or_default() += v[0];
                 }

@@ -86,7 +86,11 @@ pub(crate) fn expand(pattern: &Path) -> Vec<PathBuf> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_str().is_some_and(|n| name_matches(name, n)))
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| name_matches(name, n))
+        })
         .map(|e| e.path())
         .filter(|p| p.is_file())
         .collect();
@@ -121,9 +125,10 @@ impl Poller {
                     let stamp = std::fs::metadata(&path)
                         .map(|m| (m.modified().ok(), m.len()))
                         .unwrap_or((None, 0));
-                    let fresh = self.seen.get(&path).is_some_and(|s| {
-                        s.stamp == stamp && s.read_at.elapsed() < *refresh
-                    });
+                    let fresh = self
+                        .seen
+                        .get(&path)
+                        .is_some_and(|s| s.stamp == stamp && s.read_at.elapsed() < *refresh);
                     if !fresh {
                         match read_groups(&path) {
                             Ok(groups) => {

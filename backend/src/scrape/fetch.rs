@@ -113,14 +113,16 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = all
+                .iter()
+                .copied()
+                .filter(|a| !is_link_local(a.ip()))
                 .collect();
-            let allowed: Vec<SocketAddr> =
-                all.iter().copied().filter(|a| !is_link_local(a.ip())).collect();
             if allowed.is_empty() && !all.is_empty() {
-                let err: Box<dyn StdError + Send + Sync> =
-                    Box::new(Refused(link_local_refusal(&format!("{host} resolves to {}", all[0].ip()))));
+                let err: Box<dyn StdError + Send + Sync> = Box::new(Refused(link_local_refusal(
+                    &format!("{host} resolves to {}", all[0].ip()),
+                )));
                 return Err(err);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
@@ -221,7 +223,10 @@ pub(crate) async fn fetch(client: &reqwest::Client, req: &Request) -> Result<Fet
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        if resp.content_length().is_some_and(|n| n > req.body_limit as u64) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > req.body_limit as u64)
+        {
             return Err(ScrapeError::TooLarge {
                 limit: req.body_limit,
             });
@@ -289,10 +294,23 @@ mod tests {
 
     #[test]
     fn link_local_addresses_are_recognized() {
-        for ip in ["169.254.169.254", "169.254.0.1", "fe80::1", "febf::1", "::ffff:169.254.1.1"] {
+        for ip in [
+            "169.254.169.254",
+            "169.254.0.1",
+            "fe80::1",
+            "febf::1",
+            "::ffff:169.254.1.1",
+        ] {
             assert!(is_link_local(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["127.0.0.1", "10.0.0.1", "::1", "fec0::1", "8.8.8.8", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.0.0.1",
+            "::1",
+            "fec0::1",
+            "8.8.8.8",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!is_link_local(ip.parse().unwrap()), "{ip}");
         }
     }
@@ -310,7 +328,10 @@ mod tests {
         };
         let err = fetch(&client, &req).await.unwrap_err();
         assert!(matches!(err, ScrapeError::Refused(_)), "{err}");
-        assert!(err.to_string().contains("--allow-link-local-targets"), "{err}");
+        assert!(
+            err.to_string().contains("--allow-link-local-targets"),
+            "{err}"
+        );
     }
 
     #[test]

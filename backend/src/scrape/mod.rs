@@ -386,10 +386,9 @@ impl ScrapeManager {
         for job in &state.config {
             let discovered = state.discovered.get(&job.job_name);
             let groups = job.static_configs.iter().map(|g| (g, None)).chain(
-                discovered
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|(path, groups)| groups.iter().map(move |g| (g, Some(path.as_path())))),
+                discovered.into_iter().flatten().flat_map(|(path, groups)| {
+                    groups.iter().map(move |g| (g, Some(path.as_path())))
+                }),
             );
             for spec in target::config_targets(job, groups) {
                 wanted.entry(spec.id.clone()).or_insert(spec);
@@ -474,7 +473,11 @@ impl ScrapeManager {
 }
 
 /// Two targets of one job must not scrape the same address.
-fn check_unique(state: &State, record: &ApiTarget, except: Option<&str>) -> Result<(), TargetError> {
+fn check_unique(
+    state: &State,
+    record: &ApiTarget,
+    except: Option<&str>,
+) -> Result<(), TargetError> {
     let clash = state.running.values().find(|t| {
         Some(t.spec.id.as_str()) != except
             && t.spec.job == record.job

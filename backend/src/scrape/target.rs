@@ -20,12 +20,12 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::fetch::is_link_local;
 use crate::config::{
+    ScrapeConfig,
     file::{
-        DEFAULT_BODY_SIZE_LIMIT, DEFAULT_INTERVAL, HttpConfig, ProfileConfig, Scheme,
-        StaticConfig, TIMEOUT_SLACK, check_address,
+        DEFAULT_BODY_SIZE_LIMIT, DEFAULT_INTERVAL, HttpConfig, ProfileConfig, Scheme, StaticConfig,
+        TIMEOUT_SLACK, check_address,
     },
     relabel,
-    ScrapeConfig,
 };
 
 /// Where a target was defined.
@@ -226,7 +226,14 @@ pub struct ApiTarget {
 }
 
 /// Profiles the API offers by name: Parca's defaults, plus `heap`.
-pub const API_PROFILES: &[&str] = &["block", "goroutine", "heap", "memory", "mutex", "process_cpu"];
+pub const API_PROFILES: &[&str] = &[
+    "block",
+    "goroutine",
+    "heap",
+    "memory",
+    "mutex",
+    "process_cpu",
+];
 
 fn api_profile(name: &str) -> Option<ProfileConfig> {
     if name == "heap" {
@@ -263,7 +270,11 @@ impl ApiTarget {
             interval: Duration::from_millis(self.interval_ms),
             timeout: Duration::from_millis(self.timeout_ms),
             params: Vec::new(),
-            profiles: self.profiles.iter().filter_map(|p| api_profile(p)).collect(),
+            profiles: self
+                .profiles
+                .iter()
+                .filter_map(|p| api_profile(p))
+                .collect(),
             http: HttpConfig {
                 follow_redirects: true,
                 ..HttpConfig::default()
@@ -300,7 +311,11 @@ const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 /// target read from `GET` can be sent back.
 pub fn validate(body: &Value, id: String, allow_link_local: bool) -> Result<ApiTarget, FieldError> {
     let Some(obj) = body.as_object() else {
-        return Err(field_error("", "invalid target", "the body must be a JSON object"));
+        return Err(field_error(
+            "",
+            "invalid target",
+            "the body must be a JSON object",
+        ));
     };
     let string = |name: &str, required: bool| -> Result<Option<String>, FieldError> {
         match obj.get(name) {
@@ -323,7 +338,11 @@ pub fn validate(body: &Value, id: String, allow_link_local: bool) -> Result<ApiT
         return Err(field_error("job", "missing job", "job must not be empty"));
     }
     if job.len() > 200 {
-        return Err(field_error("job", "invalid job", "job is longer than 200 characters"));
+        return Err(field_error(
+            "job",
+            "invalid job",
+            "job is longer than 200 characters",
+        ));
     }
     let address = string("address", true)?.unwrap_or_default();
     check_address(&address).map_err(|e| field_error("address", "invalid address", e))?;
@@ -354,10 +373,18 @@ pub fn validate(body: &Value, id: String, allow_link_local: bool) -> Result<ApiT
     };
     let interval = duration(obj.get("interval"), "interval")?.unwrap_or(DEFAULT_INTERVAL);
     if interval < Duration::from_secs(1) {
-        return Err(field_error("interval", "invalid interval", "interval must be at least 1s"));
+        return Err(field_error(
+            "interval",
+            "invalid interval",
+            "interval must be at least 1s",
+        ));
     }
     if interval > MAX_INTERVAL {
-        return Err(field_error("interval", "invalid interval", "interval must be at most 1d"));
+        return Err(field_error(
+            "interval",
+            "invalid interval",
+            "interval must be at most 1d",
+        ));
     }
     let timeout = duration(obj.get("timeout"), "timeout")?.unwrap_or(interval + TIMEOUT_SLACK);
     if timeout <= interval {
@@ -375,7 +402,10 @@ pub fn validate(body: &Value, id: String, allow_link_local: bool) -> Result<ApiT
         return Err(field_error(
             "timeout",
             "invalid timeout",
-            format!("timeout must be at most the interval plus {}", format_duration(MAX_TIMEOUT)),
+            format!(
+                "timeout must be at most the interval plus {}",
+                format_duration(MAX_TIMEOUT)
+            ),
         ));
     }
     let profiles = match obj.get("profiles") {
@@ -397,7 +427,10 @@ pub fn validate(body: &Value, id: String, allow_link_local: bool) -> Result<ApiT
                     return Err(field_error(
                         "profiles",
                         "unknown profile",
-                        format!("unknown profile {name:?}; known: {}", API_PROFILES.join(", ")),
+                        format!(
+                            "unknown profile {name:?}; known: {}",
+                            API_PROFILES.join(", ")
+                        ),
                     ));
                 }
                 if !names.iter().any(|n| n == name) {
@@ -405,7 +438,11 @@ pub fn validate(body: &Value, id: String, allow_link_local: bool) -> Result<ApiT
                 }
             }
             if names.is_empty() {
-                return Err(field_error("profiles", "no profiles", "choose at least one profile"));
+                return Err(field_error(
+                    "profiles",
+                    "no profiles",
+                    "choose at least one profile",
+                ));
             }
             names.sort();
             names
@@ -505,7 +542,10 @@ mod tests {
     use crate::config::ScrapeFile;
 
     fn job(yaml: &str) -> ScrapeConfig {
-        ScrapeFile::parse(yaml, Path::new("/")).unwrap().jobs.remove(0)
+        ScrapeFile::parse(yaml, Path::new("/"))
+            .unwrap()
+            .jobs
+            .remove(0)
     }
 
     #[test]
@@ -525,9 +565,14 @@ scrape_configs:
         let targets = config_targets(&job, job.static_configs.iter().map(|g| (g, None)));
         assert_eq!(targets.len(), 2, "dev was dropped");
         let a = targets.iter().find(|t| t.address == "a:6060").unwrap();
-        let want: Labels = [("env", "prod"), ("host", "a"), ("instance", "a:6060"), ("job", "api")]
-            .into_iter()
-            .collect();
+        let want: Labels = [
+            ("env", "prod"),
+            ("host", "a"),
+            ("instance", "a:6060"),
+            ("job", "api"),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(a.labels, want);
         assert_eq!(a.scheme, Scheme::Http);
         let b = targets.iter().find(|t| t.address == "b:6060").unwrap();
@@ -550,9 +595,15 @@ scrape_configs:
 
     #[test]
     fn fingerprints_change_with_what_shapes_a_scrape() {
-        let job = job("scrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['x:1']}]\n");
+        let job =
+            job("scrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['x:1']}]\n");
         let t = config_targets(&job, job.static_configs.iter().map(|g| (g, None))).remove(0);
-        let cpu = t.profiles.iter().find(|p| p.name == "process_cpu").unwrap().clone();
+        let cpu = t
+            .profiles
+            .iter()
+            .find(|p| p.name == "process_cpu")
+            .unwrap()
+            .clone();
         let mut other = t.clone();
         other.id = "different id, same scrape".into();
         assert_eq!(t.fingerprint(&cpu), other.fingerprint(&cpu));
@@ -583,17 +634,47 @@ scrape_configs:
             (json!({"job": "j", "address": "http://a:1"}), "address"),
             (json!({"job": "j", "address": "a:1/debug"}), "address"),
             (json!({"job": "j", "address": "a"}), "address"),
-            (json!({"job": "j", "address": "169.254.169.254:80"}), "address"),
+            (
+                json!({"job": "j", "address": "169.254.169.254:80"}),
+                "address",
+            ),
             (json!({"job": "j", "address": "[fe80::1]:80"}), "address"),
-            (json!({"job": "j", "address": "a:1", "scheme": "ftp"}), "scheme"),
-            (json!({"job": "j", "address": "a:1", "interval": "500ms"}), "interval"),
-            (json!({"job": "j", "address": "a:1", "interval": "soon"}), "interval"),
-            (json!({"job": "j", "address": "a:1", "interval": "10s", "timeout": "5s"}), "timeout"),
-            (json!({"job": "j", "address": "a:1", "profiles": ["nope"]}), "profiles"),
-            (json!({"job": "j", "address": "a:1", "profiles": []}), "profiles"),
-            (json!({"job": "j", "address": "a:1", "labels": {"bad-name": "x"}}), "labels.bad-name"),
-            (json!({"job": "j", "address": "a:1", "labels": {"__x": "x"}}), "labels.__x"),
-            (json!({"job": "j", "address": "a:1", "labels": {"job": "other"}}), "labels.job"),
+            (
+                json!({"job": "j", "address": "a:1", "scheme": "ftp"}),
+                "scheme",
+            ),
+            (
+                json!({"job": "j", "address": "a:1", "interval": "500ms"}),
+                "interval",
+            ),
+            (
+                json!({"job": "j", "address": "a:1", "interval": "soon"}),
+                "interval",
+            ),
+            (
+                json!({"job": "j", "address": "a:1", "interval": "10s", "timeout": "5s"}),
+                "timeout",
+            ),
+            (
+                json!({"job": "j", "address": "a:1", "profiles": ["nope"]}),
+                "profiles",
+            ),
+            (
+                json!({"job": "j", "address": "a:1", "profiles": []}),
+                "profiles",
+            ),
+            (
+                json!({"job": "j", "address": "a:1", "labels": {"bad-name": "x"}}),
+                "labels.bad-name",
+            ),
+            (
+                json!({"job": "j", "address": "a:1", "labels": {"__x": "x"}}),
+                "labels.__x",
+            ),
+            (
+                json!({"job": "j", "address": "a:1", "labels": {"job": "other"}}),
+                "labels.job",
+            ),
             (json!({"job": 3, "address": "a:1"}), "job"),
         ];
         for (body, field) in cases {
@@ -602,8 +683,12 @@ scrape_configs:
             assert!(!err.detail.is_empty());
         }
         assert!(
-            validate(&json!({"job": "j", "address": "169.254.169.254:80"}), "id".into(), true)
-                .is_ok(),
+            validate(
+                &json!({"job": "j", "address": "169.254.169.254:80"}),
+                "id".into(),
+                true
+            )
+            .is_ok(),
             "allowed with --allow-link-local-targets"
         );
     }

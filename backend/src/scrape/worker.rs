@@ -78,11 +78,8 @@ pub(crate) struct LoopContext {
 /// The request, auth and labels of a loop, or why there cannot be one.
 fn prepare(ctx: &LoopContext) -> Result<(fetch::Request, Labels), String> {
     let url = ctx.spec.profile_url(&ctx.profile)?;
-    let read = |secret: &Secret, key: &str| {
-        secret
-            .read()
-            .map_err(|e| format!("cannot read {key}: {e}"))
-    };
+    let read =
+        |secret: &Secret, key: &str| secret.read().map_err(|e| format!("cannot read {key}: {e}"));
     let basic_auth = match &ctx.spec.http.basic_auth {
         Some((user, password)) => Some((user.clone(), read(password, "password_file")?)),
         None => None,
@@ -187,7 +184,11 @@ async fn scrape_once(
 
 /// Whether a body is an HTML page (an index, a login page, an error page).
 fn is_html(fetched: &Fetched) -> bool {
-    if fetched.content_type.to_ascii_lowercase().starts_with("text/html") {
+    if fetched
+        .content_type
+        .to_ascii_lowercase()
+        .starts_with("text/html")
+    {
         return true;
     }
     let start: Vec<u8> = fetched
@@ -223,8 +224,12 @@ fn process(
         profile = delta::keep_sample_types(&profile, &config.keep_sample_types);
     }
     let received_ms = now_ms();
-    let (parts, baseline) =
-        delta::convert(profile, config.delta, delta, received_ms.saturating_mul(1_000_000));
+    let (parts, baseline) = delta::convert(
+        profile,
+        config.delta,
+        delta,
+        received_ms.saturating_mul(1_000_000),
+    );
     tracing::trace!(?baseline, parts = parts.len(), "scrape converted");
     let mut samples = 0;
     for part in parts {
@@ -233,10 +238,11 @@ fn process(
             received_ms,
             delta: Some(part.delta),
         };
-        let summary = ingest_profile(store, &part.profile, labels, &options).map_err(|e| match e {
-            IngestError::Store(e) => ScrapeError::Store(e.to_string()),
-            other => ScrapeError::Profile(other.to_string()),
-        })?;
+        let summary =
+            ingest_profile(store, &part.profile, labels, &options).map_err(|e| match e {
+                IngestError::Store(e) => ScrapeError::Store(e.to_string()),
+                other => ScrapeError::Profile(other.to_string()),
+            })?;
         samples += summary.profile_types.iter().map(|t| t.samples).sum::<u64>();
     }
     if store.flush_due() {
@@ -312,8 +318,14 @@ mod tests {
             .map(|i| start_offset(&format!("t{i}"), "process_cpu", interval))
             .collect();
         assert!(offsets.iter().all(|o| *o < interval));
-        let early = offsets.iter().filter(|o| **o < Duration::from_secs(5)).count();
-        assert!((10..=40).contains(&early), "{early} of 50 in the first half");
+        let early = offsets
+            .iter()
+            .filter(|o| **o < Duration::from_secs(5))
+            .count();
+        assert!(
+            (10..=40).contains(&early),
+            "{early} of 50 in the first half"
+        );
     }
 
     #[test]
