@@ -5,7 +5,7 @@ use std::{future::IntoFuture as _, process::ExitCode, sync::Arc};
 use anyhow::Context as _;
 use backend::{
     api::AppState,
-    config::{Cli, ScrapeConfig, ScrapeFile},
+    config::{Cli, ScrapeConfig, ScrapeFile, file::Secret},
     metrics::Metrics,
     scrape::{ManagerOptions, ScrapeManager},
     store::{Store, StoreOptions},
@@ -100,7 +100,11 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let store = open_store(&cli).await?;
     let jobs = config.unwrap_or_else(|| {
         tracing::info!(target = %local_addr, "no --config: cinder scrapes its own CPU profile (job \"cinder\")");
-        vec![ScrapeConfig::self_scrape(local_addr)]
+        let mut own = ScrapeConfig::self_scrape(local_addr);
+        if let Some(token) = cli.api_token.clone().filter(|t| !t.is_empty()) {
+            own.http.authorization = Some(("Bearer".into(), Secret::Inline(token)));
+        }
+        vec![own]
     });
     let options = ManagerOptions {
         allow_link_local: cli.allow_link_local_targets,

@@ -829,6 +829,22 @@ fn api_targets_are_guarded_validated_persisted_and_scraped() {
     );
     assert_eq!(status, 401);
 
+    // Cinder's own profile endpoint needs the token too (its self-scrape sends it).
+    let profile_url = format!("{}/debug/pprof/profile?seconds=1", server.url());
+    assert_eq!(send(&http, "GET", &profile_url, None, &Value::Null).0, 401);
+    let own_profile = http.1.block_on(async {
+        let resp = http
+            .0
+            .get(&profile_url)
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.bytes().await.unwrap())
+    });
+    assert_eq!(own_profile.0, 200);
+    assert!(own_profile.1.starts_with(&[0x1f, 0x8b]), "gzipped pprof");
+
     // Validation names the field.
     for (bad, field) in [
         (

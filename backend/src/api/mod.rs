@@ -340,9 +340,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// `GET /debug/pprof/profile?seconds=N`: Cinder's own CPU profile, gzipped pprof.
+/// Needs the API token when one is set: a profile costs CPU for up to 5 minutes.
 async fn cpu_profile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    state.authorize(&headers)?;
     let seconds = match params.get("seconds").map(|s| s.trim()) {
         None | Some("") => 30,
         Some(text) => text

@@ -115,7 +115,6 @@ pub(crate) fn start_offset(id: &str, profile: &str, interval: Duration) -> Durat
 
 /// Runs the loop until its task is aborted.
 pub(crate) async fn run(ctx: LoopContext) {
-    let prepared = prepare(&ctx);
     let interval = ctx.spec.interval;
     let first = Instant::now() + start_offset(&ctx.spec.id, &ctx.profile.name, interval);
     let mut ticker = tokio::time::interval_at(first, interval);
@@ -125,7 +124,8 @@ pub(crate) async fn run(ctx: LoopContext) {
         let tick = ticker.tick().await;
         let started = Instant::now();
         let started_ms = now_ms();
-        let (result, state) = match &prepared {
+        // Per scrape, so a rotated password or token file is picked up.
+        let (result, state) = match &prepare(&ctx) {
             Ok((request, labels)) => scrape_once(&ctx, request, labels, delta).await,
             Err(err) => (Err(ScrapeError::Request(err.clone())), delta),
         };
