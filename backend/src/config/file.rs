@@ -973,6 +973,37 @@ scrape_configs:
     }
 
     #[test]
+    fn the_readme_example_loads() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("```yaml\n")
+            .expect("a yaml block in the README")
+            + 8;
+        let yaml = &readme[start..start + readme[start..].find("```").unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["pw", "ca.pem"] {
+            std::fs::write(dir.path().join(file), "x").unwrap();
+        }
+        let file = ScrapeFile::parse(yaml, dir.path()).unwrap();
+        let job = &file.jobs[0];
+        assert_eq!(job.timeout, Duration::from_secs(13));
+        let names: Vec<&str> = job.profiles.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["fgprof", "goroutine", "memory", "mutex", "process_cpu"]
+        );
+        let cpu = job
+            .profiles
+            .iter()
+            .find(|p| p.name == "process_cpu")
+            .unwrap();
+        assert_eq!(
+            (cpu.seconds, cpu.path.as_str()),
+            (Some(5), "/app/debug/pprof/profile")
+        );
+    }
+
+    #[test]
     fn sizes_and_empty_files() {
         assert_eq!(parse_size("16MiB"), Some(16 << 20));
         assert_eq!(parse_size("10MB"), Some(10 << 20));
