@@ -69,13 +69,13 @@ impl IngestOptions {
 }
 
 /// What one ingest stored, per profile type.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct IngestSummary {
     pub profile_types: Vec<TypeSummary>,
 }
 
 /// Rows and their sum stored for one profile type.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TypeSummary {
     pub profile_type: String,
     pub samples: u64,

@@ -9,13 +9,20 @@ use axum::{
 };
 use shared::labels::Labels;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::ingest::{IngestError, IngestOptions, IngestSummary, ingest_all};
 
 /// Largest accepted (compressed) body.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// Stores one pushed profile; answers with what was stored.
+#[utoipa::path(post, path = "/ingest", tag = "ingest",
+    params(
+        ("__name__" = String, Query, description = "the profile's name, e.g. process_cpu; every other query parameter is a label"),
+    ),
+    request_body(content = Vec<u8>, description = "a pprof profile, gzipped or raw (any Content-Type)", content_type = "application/octet-stream"),
+    responses((status = 200, body = IngestSummary),
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub(crate) async fn push(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,

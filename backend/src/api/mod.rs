@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 mod ingest;
+mod openapi;
 mod params;
 mod push;
 mod query;
@@ -15,10 +16,11 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{get, post, put},
 };
+use utoipa_axum::{router::OpenApiRouter, router::UtoipaMethodRouterExt as _, routes};
 
 pub use ingest::MAX_BODY_BYTES;
+pub use openapi::ProfileTypeDoc;
 pub use query::{
     FlameNode, FlamegraphReport, RangePoint, RangeResponse, RangeSeries, StacksReport, TopReport,
     TopReportRow,
@@ -184,7 +186,7 @@ impl ApiError {
 }
 
 /// The JSON body of every error answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// A short, stable description of the kind of failure.
     pub error: String,
@@ -257,62 +259,31 @@ impl IntoResponse for ApiError {
 
 /// The API routes plus the health, metrics and self-profiling endpoints.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthy", get(healthy))
-        .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/debug/pprof/profile", get(cpu_profile))
-        .route(
-            "/ingest",
-            post(push::pyroscope_ingest).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-        )
-        .route(
-            "/profilestore.v1alpha1.ProfileStoreService/WriteRaw",
-            post(push::parca_write_raw).layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)),
-        )
-        .nest(
-            "/api",
-            Router::new()
-                .nest("/v1", v1(state.clone()))
-                .route(
-                    "/profiles/writeraw",
-                    post(push::parca_write_raw).layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES)),
-                )
-                .fallback(unknown_api_route),
-        )
+    let (router, doc) = documented_routes().split_for_parts();
+    if let Ok(json) = serde_json::to_value(&doc) {
+        let _ = openapi::DOCUMENT.set(json);
+    }
+    router
+        .nest("/api", Router::new().fallback(unknown_api_route))
+        .route_layer(middleware::from_fn_with_state(state.clone(), track_query))
         .with_state(state)
 }
 
-/// Version 1 of the API.
-fn v1(state: AppState) -> Router<AppState> {
-    let queries = Router::new()
-        .route("/query_range", get(query::query_range))
-        .route("/query", get(query::query))
-        .route_layer(middleware::from_fn_with_state(state, track_query));
-    Router::new()
-        .route(
-            "/ingest",
-            post(ingest::push).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-        )
-        .route("/profile-types", get(query::profile_types))
-        .route("/labels", get(query::labels))
-        .route("/labels/{name}/values", get(query::label_values))
-        .route("/targets", get(targets::list).post(targets::create))
-        .route(
-            "/targets/{id}",
-            put(targets::update)
-                .delete(targets::delete)
-                .get(targets::one),
-        )
-        .merge(queries)
+/// The OpenAPI document of every route [`router`] serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented_routes().split_for_parts().1
 }
 
-/// Counts and times the query endpoints for `/metrics`.
+/// Counts and times the query endpoints (`/api/v1/query*`) for `/metrics`.
 async fn track_query(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let endpoint = request.extensions().get::<MatchedPath>().map_or_else(
-        || request.uri().path().to_owned(),
-        |p| p.as_str().to_owned(),
-    );
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .filter(|p| p.starts_with("/api/v1/query"));
+    let Some(endpoint) = endpoint else {
+        return next.run(request).await;
+    };
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     state
@@ -322,6 +293,8 @@ async fn track_query(State(state): State<AppState>, request: Request, next: Next
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Cinder's own metrics (scrapes, samples ingested, store sizes, queries) in the Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> Response {
     let sizes = state.store.get().map(|s| s.sizes());
     let health = state
@@ -341,12 +314,21 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 /// `GET /debug/pprof/profile?seconds=N`: Cinder's own CPU profile, gzipped pprof.
 /// Needs the API token when one is set: a profile costs CPU for up to 5 minutes.
+#[utoipa::path(get, path = "/debug/pprof/profile", tag = "meta",
+    params(("seconds" = Option<u64>, Query, description = "how long to record, 1 to 300 (default 30)")),
+    responses(
+        (status = 200, description = "Cinder's own CPU profile, gzipped pprof", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, description = "another CPU profile is being recorded", body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
 async fn cpu_profile(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     state.authorize(&headers)?;
+    // Served once the server is ready, like every other data endpoint.
+    state.store()?;
     let seconds = match params.get("seconds").map(|s| s.trim()) {
         None | Some("") => 30,
         Some(text) => text
@@ -386,10 +368,48 @@ async fn cpu_profile(
         .into_response())
 }
 
+/// Every route, each registered with its OpenAPI description.
+fn documented_routes() -> OpenApiRouter<AppState> {
+    let push_limit = || DefaultBodyLimit::max(MAX_BODY_BYTES);
+    let json_limit = || DefaultBodyLimit::max(MAX_JSON_BODY_BYTES);
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(healthy))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+        .routes(routes!(cpu_profile))
+        .routes(routes!(push::pyroscope_ingest).layer(push_limit()))
+        .routes(routes!(push::parca_write_raw).layer(json_limit()))
+        .nest(
+            "/api",
+            OpenApiRouter::new()
+                .nest("/v1", v1())
+                .routes(routes!(push::parca_write_raw_gateway).layer(json_limit())),
+        )
+}
+
+/// Version 1 of the API.
+fn v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ingest::push).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+        .routes(routes!(query::profile_types))
+        .routes(routes!(query::labels))
+        .routes(routes!(query::label_values))
+        .routes(routes!(query::query_range))
+        .routes(routes!(query::query))
+        .routes(routes!(targets::list, targets::create))
+        .routes(routes!(targets::one, targets::update, targets::delete))
+        .routes(routes!(openapi::document))
+}
+
+#[utoipa::path(get, path = "/healthy", tag = "meta",
+    responses((status = 200, description = "the server is up", body = String)))]
 async fn healthy() -> &'static str {
     "ok\n"
 }
 
+#[utoipa::path(get, path = "/ready", tag = "meta",
+    responses((status = 200, description = "storage is open and its WAL replayed", body = String),
+        (status = 503, body = ErrorBody)))]
 async fn ready(state: axum::extract::State<AppState>) -> Result<&'static str, ApiError> {
     state.store().map(|_| "ready\n")
 }

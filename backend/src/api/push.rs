@@ -18,13 +18,22 @@ use base64::Engine as _;
 use serde::Deserialize;
 use shared::labels::{Labels, NAME_LABEL, sanitize_label_name};
 
-use super::{ApiError, AppState, ingest::store_profiles};
+use super::{ApiError, AppState, ErrorBody, ingest::store_profiles};
 use crate::ingest::{IngestOptions, IngestSummary};
 
 /// Pyroscope's label for the application name.
 const SERVICE_LABEL: &str = "service_name";
 
 /// `POST /ingest`: Pyroscope's push API (format=pprof).
+#[utoipa::path(post, path = "/ingest", tag = "compat",
+    params(
+        ("name" = String, Query, description = "`app.cpu{k=v,…}`"),
+        ("from" = Option<i64>, Query, description = "unix seconds"),
+        ("until" = Option<i64>, Query, description = "unix seconds"),
+        ("format" = Option<String>, Query, description = "pprof (the only one accepted)"),
+    ),
+    request_body(content = Vec<u8>, description = "pprof, raw or multipart with a `profile` part", content_type = "application/octet-stream"),
+    responses((status = 200, body = IngestSummary), (status = 400, body = ErrorBody)))]
 pub(crate) async fn pyroscope_ingest(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -167,35 +176,35 @@ async fn multipart_profile(body: Bytes, boundary: String) -> Result<Bytes, ApiEr
 }
 
 /// Parca's `WriteRawRequest` in protobuf JSON (both `raw_profile` and `rawProfile`).
-#[derive(Debug, Deserialize)]
-struct WriteRawRequest {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct WriteRawRequest {
     #[serde(default)]
     series: Vec<RawProfileSeries>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RawProfileSeries {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct RawProfileSeries {
     #[serde(default)]
     labels: LabelSet,
     #[serde(default)]
     samples: Vec<RawSample>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct LabelSet {
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub(crate) struct LabelSet {
     #[serde(default)]
     labels: Vec<RawLabel>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RawLabel {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct RawLabel {
     name: String,
     #[serde(default)]
     value: String,
 }
 
-#[derive(Debug, Deserialize)]
-struct RawSample {
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub(crate) struct RawSample {
     #[serde(rename = "rawProfile", alias = "raw_profile", default)]
     raw_profile: String,
 }
@@ -203,6 +212,9 @@ struct RawSample {
 /// `POST /profilestore.v1alpha1.ProfileStoreService/WriteRaw` and
 /// `POST /api/profiles/writeraw`: Parca agents' push, JSON forms. Every profile of the
 /// request is decoded and checked before any is stored.
+#[utoipa::path(post, path = "/profilestore.v1alpha1.ProfileStoreService/WriteRaw", tag = "compat",
+    request_body(content = WriteRawRequest, content_type = "application/json"),
+    responses((status = 200, description = "`{}`"), (status = 400, body = ErrorBody)))]
 pub(crate) async fn parca_write_raw(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -247,6 +259,18 @@ pub(crate) async fn parca_write_raw(
     }
     store_profiles(&state, profiles, IngestOptions::now()).await?;
     Ok(Json(serde_json::json!({})))
+}
+
+/// `POST /api/profiles/writeraw`: [`parca_write_raw`] through Parca's gateway path.
+#[utoipa::path(post, path = "/profiles/writeraw", tag = "compat",
+    request_body(content = WriteRawRequest, content_type = "application/json"),
+    responses((status = 200, description = "`{}`"), (status = 400, body = ErrorBody)))]
+pub(crate) async fn parca_write_raw_gateway(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    parca_write_raw(state, headers, body).await
 }
 
 #[cfg(test)]

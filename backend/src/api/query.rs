@@ -21,7 +21,8 @@ use shared::{
 };
 
 use super::{
-    ApiError, AppState,
+    ApiError, AppState, ErrorBody,
+    openapi::ProfileTypeDoc,
     params::{self, Params},
 };
 use crate::{
@@ -41,6 +42,13 @@ impl From<QueryError> for ApiError {
 }
 
 /// `GET /api/v1/profile-types[?start&end]`.
+#[utoipa::path(get, path = "/profile-types", tag = "query",
+    params(
+        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
+        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
+    ),
+    responses((status = 200, description = "profile types with data (in the range, when given)", body = Vec<ProfileTypeDoc>),
+        (status = 400, body = ErrorBody)))]
 pub(crate) async fn profile_types(
     State(state): State<AppState>,
     Query(p): Query<Params>,
@@ -75,6 +83,14 @@ fn selected_series(store: &Store, p: &Params) -> Result<Vec<u64>, ApiError> {
 }
 
 /// `GET /api/v1/labels?query&start&end`: label names.
+#[utoipa::path(get, path = "/labels", tag = "query",
+    params(
+        ("query" = Option<String>, Query, description = "a query selecting series; all series when absent"),
+        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
+        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
+    ),
+    responses((status = 200, description = "label names", body = Vec<String>),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn labels(
     State(state): State<AppState>,
     Query(p): Query<Params>,
@@ -85,6 +101,15 @@ pub(crate) async fn labels(
 }
 
 /// `GET /api/v1/labels/{name}/values?query&start&end`.
+#[utoipa::path(get, path = "/labels/{name}/values", tag = "query",
+    params(
+        ("name" = String, Path, description = "a label name"),
+        ("query" = Option<String>, Query, description = "a query selecting series; all series when absent"),
+        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
+        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
+    ),
+    responses((status = 200, description = "values of the label", body = Vec<String>),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn label_values(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -98,20 +123,21 @@ pub(crate) async fn label_values(
 }
 
 /// The answer of `query_range`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RangeResponse {
     pub series: Vec<RangeSeries>,
 }
 
 /// One line of the metrics graph.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RangeSeries {
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub labels: Labels,
     pub points: Vec<RangePoint>,
 }
 
 /// A point: `t` in unix ms. For snapshot types `t` is exactly a profile's timestamp.
-#[derive(Debug, Serialize, Clone, Copy)]
+#[derive(Debug, Serialize, Clone, Copy, utoipa::ToSchema)]
 pub struct RangePoint {
     pub t: i64,
     pub value: i64,
@@ -121,6 +147,16 @@ pub struct RangePoint {
 }
 
 /// `GET /api/v1/query_range?query&start&end&step&sum_by=a,b`.
+#[utoipa::path(get, path = "/query_range", tag = "query",
+    params(
+        ("query" = String, Query, description = "e.g. `process_cpu:samples:count:cpu:nanoseconds:delta{job=\"api\"}`"),
+        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
+        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
+        ("step" = Option<String>, Query, description = "bucket width of delta types, e.g. `15s`"),
+        ("sum_by" = Option<String>, Query, description = "comma-separated label names to sum series by"),
+    ),
+    responses((status = 200, body = RangeResponse),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn query_range(
     State(state): State<AppState>,
     Query(p): Query<Params>,
@@ -389,6 +425,32 @@ enum Format {
 }
 
 /// `GET /api/v1/query?query&mode&start&end&time&report&format`.
+#[utoipa::path(get, path = "/query", tag = "query",
+    params(
+        ("query" = Option<String>, Query, description = "the selection (mode merge or single)"),
+        ("mode" = Option<String>, Query, description = "merge (default), single or diff"),
+        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
+        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
+        ("time" = Option<String>, Query, description = "mode=single: the profile's timestamp (a `t` of query_range)"),
+        ("query_a" = Option<String>, Query, description = "mode=diff: side A (the baseline); also start_a, end_a or time_a"),
+        ("query_b" = Option<String>, Query, description = "mode=diff: side B (the value); also start_b, end_b or time_b"),
+        ("report" = Option<String>, Query, description = "stacks (default), flamegraph, top or pprof"),
+        ("format" = Option<String>, Query, description = "arrow (default for stacks) or json"),
+        ("limit" = Option<usize>, Query, description = "report=top: rows (default 100)"),
+        ("max_nodes" = Option<usize>, Query, description = "fold the smallest subtrees beyond this many flame-tree nodes (default 8192 for flamegraph, 200000 for stacks)"),
+        ("keep" = Option<String>, Query, description = "keep stacks with a frame containing one of these (comma-separated, case-insensitive)"),
+        ("drop" = Option<String>, Query, description = "drop stacks with a frame containing one of these"),
+        ("hide" = Option<String>, Query, description = "remove frames containing one of these"),
+        ("group_by" = Option<String>, Query, description = "label names; adds an outermost frame per group"),
+    ),
+    responses(
+        (status = 200, description = "report=stacks: an Arrow IPC stream (see the README), or StacksReport with format=json; report=top: TopReport; report=flamegraph: FlamegraphReport, or with format=arrow one row per node; report=pprof: gzipped pprof",
+            content(
+                (StacksReport = "application/json"),
+                (Vec<u8> = "application/vnd.apache.arrow.stream"),
+                (Vec<u8> = "application/octet-stream"),
+            )),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn query(
     State(state): State<AppState>,
     Query(p): Query<Params>,
@@ -523,7 +585,7 @@ fn trim_stacks(stacks: StackSet, meta: StacksMeta, max_nodes: usize) -> (StackSe
 }
 
 /// `report=stacks&format=json`: the stack set with its totals.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StacksReport {
     pub unit: String,
     pub total: i64,
@@ -602,7 +664,7 @@ impl std::io::Write for ChunkSender {
 pub(crate) const DEFAULT_MAX_NODES: usize = 8192;
 
 /// The top table.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TopReport {
     pub unit: String,
     /// Sum of all values of the selection.
@@ -611,7 +673,7 @@ pub struct TopReport {
 }
 
 /// One function of the top table.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TopReportRow {
     pub function: String,
     pub file: String,
@@ -646,7 +708,7 @@ fn top_report(stacks: &StackSet, unit: &str, limit: usize) -> TopReport {
 }
 
 /// A flame graph as a JSON tree.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FlamegraphReport {
     pub unit: String,
     pub total: i64,
@@ -657,7 +719,7 @@ pub struct FlamegraphReport {
 }
 
 /// A node of the JSON flame graph.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FlameNode {
     pub name: String,
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -668,6 +730,7 @@ pub struct FlameNode {
     #[serde(skip_serializing_if = "is_zero")]
     pub baseline: i64,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(no_recursion)]
     pub children: Vec<FlameNode>,
 }
 

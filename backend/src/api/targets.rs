@@ -11,7 +11,7 @@ use axum::{
 };
 use serde_json::Value;
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::scrape::{ScrapeManager, TargetError, TargetView, TargetsView};
 
 impl From<TargetError> for ApiError {
@@ -28,12 +28,46 @@ impl From<TargetError> for ApiError {
     }
 }
 
+/// The body of `POST` and `PUT`. A target read from `GET` may be sent back as it is: the
+/// fields the API reports (`id`, `health`, …) are ignored.
+///
+/// Documentation only: handlers validate the JSON field by field, to name the bad field.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct TargetRequest {
+    /// The `job` label.
+    pub job: String,
+    /// `host:port`, without scheme or path. Link-local addresses are refused unless
+    /// `--allow-link-local-targets`.
+    pub address: String,
+    /// `http` (default) or `https`.
+    pub scheme: Option<String>,
+    /// Between scrapes: a duration such as `15s` or a number of seconds; at least 1s
+    /// (default 10s).
+    #[schema(value_type = Option<String>)]
+    pub interval: Option<Value>,
+    /// Of one scrape; greater than the interval (default interval + 3s).
+    #[schema(value_type = Option<String>)]
+    pub timeout: Option<Value>,
+    /// Among `process_cpu`, `memory`, `heap`, `block`, `mutex`, `goroutine` (default:
+    /// Parca's five).
+    pub profiles: Option<Vec<String>>,
+    /// Extra labels of the target's series (not `job`, not starting with `__`).
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
+}
+
 /// `GET /api/v1/targets`.
+#[utoipa::path(get, path = "/targets", tag = "targets",
+    responses((status = 200, description = "scrape targets by job, with their health", body = TargetsView),
+        (status = 503, body = ErrorBody)))]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<TargetsView>, ApiError> {
     Ok(Json(state.scrape()?.targets()))
 }
 
 /// `GET /api/v1/targets/{id}`.
+#[utoipa::path(get, path = "/targets/{id}", tag = "targets",
+    params(("id" = String, Path, description = "a target id")),
+    responses((status = 200, body = TargetView), (status = 404, body = ErrorBody)))]
 pub(crate) async fn one(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -72,6 +106,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `POST /api/v1/targets` → 201 with the new target.
+#[utoipa::path(post, path = "/targets", tag = "targets",
+    request_body = TargetRequest,
+    responses((status = 201, description = "the created target", body = TargetView),
+        (status = 400, description = "invalid; `field` names the field", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "the targets API is read-only", body = ErrorBody)))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -84,6 +124,14 @@ pub(crate) async fn create(
 }
 
 /// `PUT /api/v1/targets/{id}` → the changed target.
+#[utoipa::path(put, path = "/targets/{id}", tag = "targets",
+    params(("id" = String, Path, description = "a target created through the API")),
+    request_body = TargetRequest,
+    responses((status = 200, description = "the changed target", body = TargetView),
+        (status = 400, description = "invalid; `field` names the field", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "a config-file target, or the targets API is read-only", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub(crate) async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -96,6 +144,12 @@ pub(crate) async fn update(
 }
 
 /// `DELETE /api/v1/targets/{id}` → 204.
+#[utoipa::path(delete, path = "/targets/{id}", tag = "targets",
+    params(("id" = String, Path, description = "a target created through the API")),
+    responses((status = 204, description = "deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "a config-file target, or the targets API is read-only", body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

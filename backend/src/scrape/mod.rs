@@ -112,13 +112,13 @@ impl Drop for RunningLoop {
 }
 
 /// `GET /api/v1/targets`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TargetsView {
     pub jobs: Vec<JobView>,
 }
 
 /// The targets of one job.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub job: String,
     pub targets: Vec<TargetView>,
@@ -126,12 +126,13 @@ pub struct JobView {
 
 /// One target: its definition (in the shape `POST` accepts) and its health, overall and
 /// per profile.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TargetView {
     pub id: String,
     /// `scheme://address`.
     pub url: String,
     /// All labels of the target's series but `__name__`.
+    #[schema(value_type = BTreeMap<String, String>)]
     pub labels: Labels,
     /// `down` if any profile's last scrape failed, `up` if at least one succeeded and none
     /// failed, else `unknown`.
@@ -155,7 +156,7 @@ pub struct TargetView {
 }
 
 /// The state of one (target, profile) loop.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProfileView {
     pub profile: String,
     pub url: String,

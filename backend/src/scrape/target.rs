@@ -29,7 +29,7 @@ use crate::config::{
 };
 
 /// Where a target was defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// The configuration file (or the embedded self-scrape): read-only through the API.

@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// `"up"`, `"down"` or `"unknown"` (not scraped yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     #[default]
@@ -46,7 +46,7 @@ impl Health {
 }
 
 /// The state of one loop, as the targets API shows it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ScrapeStatus {
     pub health: Health,
     /// Start of the last scrape (unix ms).

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// One frame of a stack: what the UI shows and colours by.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Frame {
     /// Function name; empty for an unsymbolized frame.
@@ -99,6 +100,7 @@ fn java_package_end(name: &str) -> Option<usize> {
 
 /// One unique stack of a selection with its value.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Stack {
     /// Indexes into [`StackSet::frames`], leaf first like pprof.
