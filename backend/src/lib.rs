@@ -1,10 +1,13 @@
 //! Cinder's server. Data flows one way through the modules:
 //! [`scrape`] → [`ingest`] → [`store`] → [`query`] → [`api`]; [`web`] serves the UI and
-//! [`config`] holds what the command line and the config file say.
+//! [`config`] holds what the command line and the config file say. [`metrics`] counts what
+//! happens for `/metrics`; [`debug`] records Cinder's own CPU profile so it can scrape itself.
 
 pub mod api;
 pub mod config;
+pub mod debug;
 pub mod ingest;
+pub mod metrics;
 pub mod query;
 pub mod scrape;
 pub mod store;

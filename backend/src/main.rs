@@ -5,7 +5,9 @@ use std::{future::IntoFuture as _, process::ExitCode, sync::Arc};
 use anyhow::Context as _;
 use backend::{
     api::AppState,
-    config::Cli,
+    config::{Cli, ScrapeConfig, ScrapeFile, file::Secret},
+    metrics::Metrics,
+    scrape::{ManagerOptions, ScrapeManager},
     store::{Store, StoreOptions},
     web::UiSource,
 };
@@ -65,13 +67,30 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the scrape configuration file, with a notice for Parca keys Cinder ignores.
+fn load_config(path: &std::path::Path) -> anyhow::Result<Vec<ScrapeConfig>> {
+    let file = ScrapeFile::load(path)?;
+    for key in &file.ignored_keys {
+        tracing::info!(key, config = %path.display(), "ignoring a Parca setting Cinder does not use");
+    }
+    tracing::info!(config = %path.display(), jobs = file.jobs.len(), "scrape configuration loaded");
+    Ok(file.jobs)
+}
+
 async fn serve(cli: Cli) -> anyhow::Result<()> {
+    // A bad config file stops cinder before it listens.
+    let config = cli.config.as_deref().map(load_config).transpose()?;
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    let state = AppState::new();
+    let local_addr = listener.local_addr()?;
+    let metrics = Arc::new(Metrics::default());
+    let state = AppState::new()
+        .with_metrics(metrics.clone())
+        .with_api_token(cli.api_token.clone())
+        .with_targets_api(cli.targets_api);
     let app = backend::app(state.clone(), UiSource::choose(cli.ui_dir.clone()));
-    tracing::info!(listen = %listener.local_addr()?, data_dir = %cli.data_dir.display(), "cinder is listening");
+    tracing::info!(listen = %local_addr, data_dir = %cli.data_dir.display(), "cinder is listening");
     // Serve at once (/healthy answers, /ready says 503) while storage opens and replays.
     let server = tokio::spawn(
         axum::serve(listener, app)
@@ -79,6 +98,23 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             .into_future(),
     );
     let store = open_store(&cli).await?;
+    let jobs = config.unwrap_or_else(|| {
+        tracing::info!(target = %local_addr, "no --config: cinder scrapes its own CPU profile (job \"cinder\")");
+        let mut own = ScrapeConfig::self_scrape(local_addr);
+        if let Some(token) = cli.api_token.clone().filter(|t| !t.is_empty()) {
+            own.http.authorization = Some(("Bearer".into(), Secret::Inline(token)));
+        }
+        vec![own]
+    });
+    let options = ManagerOptions {
+        allow_link_local: cli.allow_link_local_targets,
+        ..ManagerOptions::default()
+    };
+    let manager = ScrapeManager::start(store.clone(), metrics, options, jobs)
+        .context("starting the scrape manager")?;
+    tokio::spawn(manager.clone().watch_files());
+    tokio::spawn(reload_on_sighup(cli.config.clone(), manager.clone()));
+    state.set_scrape(manager);
     state.set_store(store.clone());
     tokio::spawn(maintain(store));
     tracing::info!("storage opened; cinder is ready");
@@ -113,6 +149,35 @@ async fn maintain(store: Arc<Store>) {
             Err(err) => tracing::error!(%err, "store maintenance panicked"),
         }
     }
+}
+
+/// SIGHUP re-reads the config file; a bad file is logged and the running config kept.
+async fn reload_on_sighup(config: Option<std::path::PathBuf>, manager: ScrapeManager) {
+    #[cfg(unix)]
+    {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => signal,
+            Err(err) => {
+                tracing::error!(%err, "cannot install the SIGHUP handler; no config reloads");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            let Some(path) = &config else {
+                tracing::info!("SIGHUP ignored: cinder runs without --config");
+                continue;
+            };
+            match load_config(path) {
+                Ok(jobs) => manager.set_config(jobs),
+                Err(err) => tracing::error!(
+                    err = format!("{err:#}"),
+                    "config reload failed; keeping the running configuration"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (config, manager);
 }
 
 async fn shutdown_signal() {

@@ -69,6 +69,11 @@ impl Cinder {
         format!("http://{}", self.addr)
     }
 
+    /// The process id (for /proc and signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILLs the process (no chance to flush anything) and waits for it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -98,10 +103,10 @@ fn spawn(data_dir: &Path, extra: &[String]) -> (Child, SocketAddr) {
         .arg("--data-dir")
         .arg(data_dir)
         .args(extra);
-    if let Some(ui) = ui_dir() {
-        if !extra.iter().any(|a| a == "--ui-dir") {
-            cmd.arg("--ui-dir").arg(ui);
-        }
+    if let Some(ui) = ui_dir()
+        && !extra.iter().any(|a| a == "--ui-dir")
+    {
+        cmd.arg("--ui-dir").arg(ui);
     }
     cmd.env("CINDER_LOG_LEVEL", "info")
         .stdout(Stdio::null())
@@ -120,11 +125,9 @@ fn read_listen_addr(child: &mut Child) -> SocketAddr {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             eprintln!("[cinder] {line}");
-            if !sent {
-                if let Some(addr) = parse_listen(&line) {
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
+            if !sent && let Some(addr) = parse_listen(&line) {
+                let _ = tx.send(addr);
+                sent = true;
             }
         }
     });
@@ -141,10 +144,8 @@ fn wait_ready(addr: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let url = format!("http://{addr}/ready");
     while Instant::now() < deadline {
-        if let Ok(resp) = raw_http::status_of(&url) {
-            if resp == 200 {
-                return;
-            }
+        if let Ok(200) = raw_http::status_of(&url) {
+            return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -197,6 +198,8 @@ impl Resp {
 
 impl Http {
     pub fn new() -> Http {
+        // reqwest is built with rustls without a default crypto provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -268,6 +271,20 @@ impl Http {
 pub fn shared_pprof_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/pprof");
     dir.join("expected.json").is_file().then_some(dir)
+}
+
+/// `../shared/targets/go-pprof-target/run.sh` beside the repository, if present and Go is
+/// installed.
+pub fn go_target_script() -> Option<PathBuf> {
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/targets/go-pprof-target/run.sh");
+    let go = Command::new("go")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    (script.is_file() && go).then_some(script)
 }
 
 /// URL-encodes a query parameter value.

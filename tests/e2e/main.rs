@@ -6,7 +6,7 @@
 //! `../shared`) print a skip notice, except under `cargo xtask test`, which sets
 //! `CINDER_E2E_REQUIRE=1` and makes them fail instead.
 
-#![allow(unreachable_pub, dead_code)]
+#![allow(unreachable_pub, dead_code, clippy::type_complexity)]
 
 mod browser;
 mod cli;
@@ -14,6 +14,7 @@ mod harness;
 mod ingest;
 mod push;
 mod query;
+mod scrape;
 mod ui_http;
 mod ui_pages;
 mod ui_perf;

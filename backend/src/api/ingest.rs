@@ -5,7 +5,7 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Query, State, rejection::BytesRejection},
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
 };
 use shared::labels::Labels;
 
@@ -26,8 +26,10 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
 pub(crate) async fn push(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestSummary>, ApiError> {
+    state.authorize(&headers)?;
     let body = body.map_err(body_error)?;
     let labels: Labels = params.into_iter().collect();
     store_profiles(&state, vec![(body, labels)], IngestOptions::now())
@@ -48,6 +50,9 @@ pub(crate) async fn store_profiles(
         .await
         .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))?
         .map_err(ApiError::from)?;
+    state
+        .metrics
+        .pushed(summary.profile_types.iter().map(|t| t.samples).sum());
     if store.flush_due() {
         tokio::task::spawn_blocking(move || {
             if let Err(err) = store.flush_if_due() {

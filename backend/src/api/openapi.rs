@@ -16,7 +16,7 @@ pub(crate) static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
 #[openapi(
     info(
         title = "Cinder",
-        description = "Cinder's HTTP API: push and query pprof profiles. Errors are JSON `{error, detail, field}`.",
+        description = "Cinder's HTTP API: push, scrape and query pprof profiles. Errors are JSON `{error, detail, field}`.",
         license(name = "Apache-2.0")
     ),
     components(schemas(
@@ -29,7 +29,8 @@ pub(crate) static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
         (name = "ingest", description = "storing profiles"),
         (name = "query", description = "reading profiles back"),
         (name = "compat", description = "the push shapes of Pyroscope and Parca agents"),
-        (name = "meta", description = "health and this document"),
+        (name = "targets", description = "scrape targets: health, and changes at runtime"),
+        (name = "meta", description = "health, metrics, Cinder's own profile and this document"),
     )
 )]
 pub(crate) struct ApiDoc;

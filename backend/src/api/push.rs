@@ -40,6 +40,7 @@ pub(crate) async fn pyroscope_ingest(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestSummary>, ApiError> {
+    state.authorize(&headers)?;
     let body = body.map_err(super::ingest::body_error)?;
     let param = |key: &str| {
         params
@@ -219,6 +220,7 @@ pub(crate) async fn parca_write_raw(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    state.authorize(&headers)?;
     let body = body.map_err(super::ingest::body_error)?;
     let content_type = headers
         .get(header::CONTENT_TYPE)

@@ -573,6 +573,37 @@ impl Metadata {
         self.read(TreeId::Mappings, id, MappingMeta::decode)
     }
 
+    // ----- scrape targets created through the API -----
+
+    /// Stores (or replaces) the record of an API-created scrape target, durably: the
+    /// targets tree is flushed before this returns, since the WAL does not carry it.
+    pub fn put_target(&self, id: &str, record: &[u8]) -> Result<(), StoreError> {
+        let tree = self.tree(TreeId::Targets);
+        tree.insert(id.as_bytes(), record)?;
+        tree.flush()?;
+        Ok(())
+    }
+
+    /// Deletes a target record; whether it existed.
+    pub fn delete_target(&self, id: &str) -> Result<bool, StoreError> {
+        let tree = self.tree(TreeId::Targets);
+        let existed = tree.remove(id.as_bytes())?.is_some();
+        tree.flush()?;
+        Ok(existed)
+    }
+
+    /// Every stored target record as (id, record), ordered by id.
+    pub fn targets(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.tree(TreeId::Targets)
+            .iter()
+            .map(|item| {
+                let (key, value) = item?;
+                let id = String::from_utf8(key.to_vec()).map_err(|_| corrupt("target id"))?;
+                Ok((id, value.to_vec()))
+            })
+            .collect()
+    }
+
     fn read<T>(
         &self,
         tree: TreeId,

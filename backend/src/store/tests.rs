@@ -142,3 +142,26 @@ fn crash_leftovers_are_cleaned_and_uncatalogued_parts_ignored() {
     assert!(!parts.join("orphan.parquet").exists());
     assert_eq!(total(&store), (4, 10), "the WAL still has the rows");
 }
+
+#[test]
+fn target_records_survive_a_reopen_and_can_be_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), opts()).unwrap();
+        store.meta.put_target("b", b"{\"job\":\"b\"}").unwrap();
+        store.meta.put_target("a", b"{\"job\":\"a\"}").unwrap();
+        store.meta.put_target("a", b"{\"job\":\"a2\"}").unwrap();
+    }
+    let store = Store::open(dir.path(), opts()).unwrap();
+    let records = store.meta.targets().unwrap();
+    assert_eq!(
+        records,
+        [
+            ("a".to_owned(), b"{\"job\":\"a2\"}".to_vec()),
+            ("b".to_owned(), b"{\"job\":\"b\"}".to_vec())
+        ]
+    );
+    assert!(store.meta.delete_target("a").unwrap());
+    assert!(!store.meta.delete_target("a").unwrap());
+    assert_eq!(store.meta.targets().unwrap().len(), 1);
+}

@@ -1,9 +1,14 @@
-//! What the operator says: the command line (with environment fallbacks) and, later, the
-//! scrape configuration file.
+//! What the operator says: the command line (with environment fallbacks, [`Cli`]) and the
+//! scrape configuration file ([`file`], Parca-compatible YAML, with [`relabel`]ling).
+
+pub mod file;
+pub mod relabel;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::Parser;
+use clap::{ArgAction, Parser};
+
+pub use file::{ConfigError, ScrapeConfig, ScrapeFile};
 
 /// Command-line options of the `cinder` binary. Every flag has an environment fallback.
 #[derive(Debug, Clone, Parser)]
@@ -52,6 +57,33 @@ pub struct Cli {
     #[arg(long, env = "CINDER_UI_DIR", value_name = "DIR")]
     pub ui_dir: Option<PathBuf>,
 
+    /// Require `Authorization: Bearer <TOKEN>` for ingest and every change to targets.
+    #[arg(
+        long,
+        env = "CINDER_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub api_token: Option<String>,
+
+    /// Allow creating, changing and deleting scrape targets through the HTTP API
+    /// (`--targets-api=false` makes it read-only).
+    #[arg(
+        long,
+        env = "CINDER_TARGETS_API",
+        value_name = "BOOL",
+        default_value_t = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub targets_api: bool,
+
+    /// Scrape link-local addresses (169.254.0.0/16, fe80::/10) such as cloud metadata
+    /// services; refused by default because a target form is an SSRF door.
+    #[arg(long, env = "CINDER_ALLOW_LINK_LOCAL_TARGETS")]
+    pub allow_link_local_targets: bool,
+
     /// Flush the in-memory head into Parquet once it holds this many rows (tests use small
     /// values to exercise flushes).
     #[arg(
@@ -78,6 +110,26 @@ mod tests {
         assert_eq!(cli.listen.to_string(), "127.0.0.1:7070");
         assert_eq!(cli.data_dir, PathBuf::from("./data"));
         assert_eq!(cli.retention, Duration::from_secs(15 * 86_400));
+        assert!(cli.targets_api);
+        assert!(!cli.allow_link_local_targets);
+        assert_eq!(cli.api_token, None);
+    }
+
+    #[test]
+    fn targets_api_takes_an_explicit_boolean() {
+        for (args, want) in [
+            (&["cinder", "--targets-api=false"][..], false),
+            (&["cinder", "--targets-api", "false"][..], false),
+            (&["cinder", "--targets-api"][..], true),
+            (&["cinder", "--targets-api=true"][..], true),
+        ] {
+            assert_eq!(
+                Cli::try_parse_from(args).unwrap().targets_api,
+                want,
+                "{args:?}"
+            );
+        }
+        assert!(Cli::try_parse_from(["cinder", "--targets-api=maybe"]).is_err());
     }
 
     #[test]

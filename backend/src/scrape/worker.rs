@@ -1,0 +1,342 @@
+//! One scrape loop: a (target, profile) pair scraped every interval from a hash-based
+//! offset, never overlapping itself, each scrape fetched, decoded, turned into deltas where
+//! needed and stored, its outcome kept as the loop's health.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use serde::Serialize;
+use shared::labels::Labels;
+use tokio::time::{Instant, MissedTickBehavior};
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::{
+    delta::{self, DeltaState},
+    fetch::{self, Fetched, ScrapeError},
+    target::TargetSpec,
+};
+use crate::{
+    config::file::{ProfileConfig, Secret},
+    ingest::{IngestError, IngestOptions, ingest_profile},
+    metrics::{Metrics, ScrapeObservation},
+    store::{Store, now_ms},
+};
+
+/// `"up"`, `"down"` or `"unknown"` (not scraped yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    #[default]
+    Unknown,
+    Up,
+    Down,
+}
+
+impl Health {
+    /// The name used in JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Up => "up",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// The state of one loop, as the targets API shows it.
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct ScrapeStatus {
+    pub health: Health,
+    /// Start of the last scrape (unix ms).
+    pub last_scrape: Option<i64>,
+    pub last_duration_ms: Option<u64>,
+    pub last_error: Option<String>,
+    /// Size of the last body received (compressed, as sent).
+    pub last_body_bytes: Option<u64>,
+    /// Scrapes done, failed, and ticks skipped because the previous scrape still ran.
+    pub scrapes: u64,
+    pub failures: u64,
+    pub skipped_ticks: u64,
+    /// Sample values stored by this loop.
+    pub samples: u64,
+}
+
+/// Everything one loop needs.
+pub(crate) struct LoopContext {
+    pub(crate) spec: Arc<TargetSpec>,
+    pub(crate) profile: ProfileConfig,
+    pub(crate) client: Result<reqwest::Client, String>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) status: Arc<Mutex<ScrapeStatus>>,
+    pub(crate) max_uncompressed: usize,
+    pub(crate) allow_link_local: bool,
+}
+
+/// The request, auth and labels of a loop, or why there cannot be one.
+fn prepare(ctx: &LoopContext) -> Result<(fetch::Request, Labels), String> {
+    let url = ctx.spec.profile_url(&ctx.profile)?;
+    let read =
+        |secret: &Secret, key: &str| secret.read().map_err(|e| format!("cannot read {key}: {e}"));
+    let basic_auth = match &ctx.spec.http.basic_auth {
+        Some((user, password)) => Some((user.clone(), read(password, "password_file")?)),
+        None => None,
+    };
+    let authorization = match &ctx.spec.http.authorization {
+        Some((ty, credentials)) => Some(format!("{ty} {}", read(credentials, "credentials_file")?)),
+        None => None,
+    };
+    let mut labels = ctx.spec.labels.clone();
+    labels.insert(shared::labels::NAME_LABEL, ctx.profile.name.as_str());
+    let request = fetch::Request {
+        url,
+        authorization,
+        basic_auth,
+        timeout: ctx.spec.timeout,
+        body_limit: ctx.spec.body_size_limit,
+        allow_link_local: ctx.allow_link_local,
+    };
+    Ok((request, labels))
+}
+
+/// Where in the interval a loop scrapes: a hash of its identity, aligned to the wall
+/// clock so the phase survives restarts. Returns the wait before the first scrape.
+pub(crate) fn start_offset(id: &str, profile: &str, interval: Duration) -> Duration {
+    let interval_ns = interval.as_nanos().max(1) as u64;
+    let phase = xxh3_64(format!("{id}\0{profile}").as_bytes()) % interval_ns;
+    let now_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    Duration::from_nanos((phase + interval_ns - now_ns % interval_ns) % interval_ns)
+}
+
+/// Runs the loop until its task is aborted.
+pub(crate) async fn run(ctx: LoopContext) {
+    let interval = ctx.spec.interval;
+    let first = Instant::now() + start_offset(&ctx.spec.id, &ctx.profile.name, interval);
+    let mut ticker = tokio::time::interval_at(first, interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut delta = DeltaState::default();
+    loop {
+        let tick = ticker.tick().await;
+        let started = Instant::now();
+        let started_ms = now_ms();
+        // Per scrape, so a rotated password or token file is picked up.
+        let (result, state) = match &prepare(&ctx) {
+            Ok((request, labels)) => scrape_once(&ctx, request, labels, delta).await,
+            Err(err) => (Err(ScrapeError::Request(err.clone())), delta),
+        };
+        delta = state;
+        let took = started.elapsed();
+        // The ticker skips the ticks that passed while we scraped: count them.
+        let skipped = (tick.elapsed().as_nanos() / interval.as_nanos().max(1)) as u64;
+        record(&ctx, started_ms, took, skipped, result);
+    }
+}
+
+/// What a successful scrape did.
+struct Outcome {
+    body_bytes: u64,
+    samples: u64,
+}
+
+async fn scrape_once(
+    ctx: &LoopContext,
+    request: &fetch::Request,
+    labels: &Labels,
+    mut delta: DeltaState,
+) -> (Result<Outcome, ScrapeError>, DeltaState) {
+    let client = match &ctx.client {
+        Ok(client) => client,
+        Err(err) => return (Err(ScrapeError::Request(err.clone())), delta),
+    };
+    let fetched = match fetch::fetch(client, request).await {
+        Ok(f) => f,
+        Err(err) => return (Err(err), delta),
+    };
+    let body_bytes = fetched.body.len() as u64;
+    let store = ctx.store.clone();
+    let labels = labels.clone();
+    let profile = ctx.profile.clone();
+    let max = ctx.max_uncompressed;
+    let joined = tokio::task::spawn_blocking(move || {
+        let result = process(&store, fetched, &labels, &profile, max, &mut delta);
+        (result, delta)
+    })
+    .await;
+    match joined {
+        Ok((result, delta)) => (
+            result.map(|samples| Outcome {
+                body_bytes,
+                samples,
+            }),
+            delta,
+        ),
+        Err(err) => (
+            Err(ScrapeError::Store(format!("the ingest task failed: {err}"))),
+            DeltaState::default(),
+        ),
+    }
+}
+
+/// Whether a body is an HTML page (an index, a login page, an error page).
+fn is_html(fetched: &Fetched) -> bool {
+    if fetched
+        .content_type
+        .to_ascii_lowercase()
+        .starts_with("text/html")
+    {
+        return true;
+    }
+    let start: Vec<u8> = fetched
+        .body
+        .iter()
+        .copied()
+        .skip_while(u8::is_ascii_whitespace)
+        .take(15)
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
+    start.starts_with(b"<!doctype html") || start.starts_with(b"<html")
+}
+
+/// Decodes, converts and stores one body; returns the sample values stored.
+fn process(
+    store: &Arc<Store>,
+    fetched: Fetched,
+    labels: &Labels,
+    config: &ProfileConfig,
+    max_uncompressed: usize,
+    delta: &mut DeltaState,
+) -> Result<u64, ScrapeError> {
+    if is_html(&fetched) {
+        return Err(ScrapeError::Html(fetched.content_type));
+    }
+    let mut profile = proto::read(&fetched.body, max_uncompressed)
+        .map_err(|e| ScrapeError::Profile(e.to_string()))?;
+    drop(fetched);
+    profile
+        .validate()
+        .map_err(|e| ScrapeError::Profile(e.to_string()))?;
+    if !config.keep_sample_types.is_empty() {
+        profile = delta::keep_sample_types(&profile, &config.keep_sample_types);
+    }
+    let received_ms = now_ms();
+    let (parts, baseline) = delta::convert(
+        profile,
+        config.delta,
+        delta,
+        received_ms.saturating_mul(1_000_000),
+    );
+    tracing::trace!(?baseline, parts = parts.len(), "scrape converted");
+    let mut samples = 0;
+    for part in parts {
+        let options = IngestOptions {
+            max_uncompressed,
+            received_ms,
+            delta: Some(part.delta),
+        };
+        let summary =
+            ingest_profile(store, &part.profile, labels, &options).map_err(|e| match e {
+                IngestError::Store(e) => ScrapeError::Store(e.to_string()),
+                other => ScrapeError::Profile(other.to_string()),
+            })?;
+        samples += summary.profile_types.iter().map(|t| t.samples).sum::<u64>();
+    }
+    if store.flush_due() {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = store.flush_if_due() {
+                tracing::error!(%err, "flushing the head failed");
+            }
+        });
+    }
+    Ok(samples)
+}
+
+fn record(
+    ctx: &LoopContext,
+    started_ms: i64,
+    took: Duration,
+    skipped: u64,
+    result: Result<Outcome, ScrapeError>,
+) {
+    let ok = result.is_ok();
+    let samples = result.as_ref().map_or(0, |o| o.samples);
+    ctx.metrics.scrape(
+        &ctx.spec.job,
+        ScrapeObservation {
+            duration: took,
+            ok,
+            samples,
+            skipped_ticks: skipped,
+        },
+    );
+    let mut status = ctx.status.lock().expect("status lock");
+    let was = status.health;
+    status.last_scrape = Some(started_ms);
+    status.last_duration_ms = Some(took.as_millis() as u64);
+    status.scrapes += 1;
+    status.skipped_ticks += skipped;
+    match result {
+        Ok(outcome) => {
+            status.health = Health::Up;
+            status.last_error = None;
+            status.last_body_bytes = Some(outcome.body_bytes);
+            status.samples += outcome.samples;
+            if was == Health::Down {
+                tracing::info!(job = %ctx.spec.job, target = %ctx.spec.address, profile = %ctx.profile.name, "target is up again");
+            }
+        }
+        Err(err) => {
+            status.health = Health::Down;
+            status.failures += 1;
+            status.last_body_bytes = None;
+            if was != Health::Down {
+                tracing::warn!(job = %ctx.spec.job, target = %ctx.spec.address, profile = %ctx.profile.name, error = %err, "scrape failed");
+            } else {
+                tracing::debug!(job = %ctx.spec.job, target = %ctx.spec.address, profile = %ctx.profile.name, error = %err, "scrape failed again");
+            }
+            status.last_error = Some(err.to_string());
+        }
+    }
+    if skipped > 0 {
+        tracing::debug!(job = %ctx.spec.job, target = %ctx.spec.address, profile = %ctx.profile.name, skipped, "scrape outlasted its interval; ticks skipped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_spread_within_the_interval() {
+        let interval = Duration::from_secs(10);
+        let offsets: Vec<Duration> = (0..50)
+            .map(|i| start_offset(&format!("t{i}"), "process_cpu", interval))
+            .collect();
+        assert!(offsets.iter().all(|o| *o < interval));
+        let early = offsets
+            .iter()
+            .filter(|o| **o < Duration::from_secs(5))
+            .count();
+        assert!(
+            (10..=40).contains(&early),
+            "{early} of 50 in the first half"
+        );
+    }
+
+    #[test]
+    fn html_is_recognized_by_type_or_content() {
+        let page = |ct: &str, body: &[u8]| Fetched {
+            body: body.to_vec(),
+            content_type: ct.into(),
+        };
+        assert!(is_html(&page("text/html; charset=utf-8", b"x")));
+        assert!(is_html(&page("", b"\n  <!DOCTYPE html><html>")));
+        assert!(is_html(&page("application/octet-stream", b"<HTML><body>")));
+        assert!(!is_html(&page("application/octet-stream", b"\x1f\x8b\x08")));
+    }
+}
