@@ -665,4 +665,32 @@ async fn the_targets_form_adds_a_target_that_turns_healthy_and_shows_field_error
     poll(&browser, &listed, |v| !v.is_null()).await;
     // Healthy once scraped (the poll gives up after 30 s).
     poll(&browser, &listed, |v| v == "up").await;
+    keep_screenshot(&browser, "targets").await;
+
+    // Edit it (the form is filled from the target), then delete it.
+    browser
+        .eval(&format!(
+            "document.querySelector(\"{row} [data-testid=target-edit]\").click()"
+        ))
+        .await;
+    poll(
+        &browser,
+        "return document.querySelector('[data-testid=target-address]').value",
+        |v| v == target.1.as_str(),
+    )
+    .await;
+    fill(&browser, "target-interval", "2s").await;
+    browser.wait_for("target-save").await.click().await.unwrap();
+    poll(
+        &browser,
+        "return document.querySelector('[data-testid=target-form] h2').textContent",
+        |v| v == "Add a target",
+    )
+    .await;
+    browser
+        .eval(&format!(
+            "document.querySelector(\"{row} [data-testid=target-delete]\").click()"
+        ))
+        .await;
+    poll(&browser, &listed, |v| v.is_null()).await;
 }

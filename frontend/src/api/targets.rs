@@ -27,6 +27,18 @@ pub(crate) struct Target {
     pub(crate) last_error: Option<String>,
     /// `config` or `api`.
     pub(crate) source: String,
+    /// The definition, as the form sends it back.
+    pub(crate) job: String,
+    /// `host:port`.
+    pub(crate) address: String,
+    /// `http` or `https`.
+    pub(crate) scheme: String,
+    /// E.g. `10s`.
+    pub(crate) interval: String,
+    /// E.g. `13s`.
+    pub(crate) timeout: String,
+    /// Profile names.
+    pub(crate) profiles: Vec<String>,
 }
 
 /// The targets of one job.

@@ -68,8 +68,8 @@ fn JobTable(job: Job, editing: RwSignal<Option<Target>>, on_change: Callback<()>
                 <td class="error">{t.last_error.clone().unwrap_or_default()}</td>
                 <td class="actions">
                     {from_api.then(|| view! {
-                        <button type="button" on:click=move |_| editing.set(Some(target.clone()))>"Edit"</button>
-                        <button type="button" class="danger" on:click=move |_| {
+                        <button type="button" data-testid="target-edit" on:click=move |_| editing.set(Some(target.clone()))>"Edit"</button>
+                        <button type="button" class="danger" data-testid="target-delete" on:click=move |_| {
                             let id = id.clone();
                             spawn_local(async move {
                                 let _ = api::delete_target(&id).await;
@@ -228,15 +228,16 @@ fn blank() -> TargetForm {
     }
 }
 
-/// A form prefilled from a listed target (its URL gives scheme and address).
+/// A form prefilled from a listed target's definition.
 fn from_target(t: &Target) -> TargetForm {
-    let (scheme, rest) = t.url.split_once("://").unwrap_or(("http", &t.url));
-    let address = rest.split('/').next().unwrap_or_default();
     TargetForm {
-        job: t.labels.get("job").cloned().unwrap_or_default(),
-        address: address.to_owned(),
-        scheme: scheme.to_owned(),
-        ..blank()
+        job: t.job.clone(),
+        address: t.address.clone(),
+        scheme: if t.scheme.is_empty() { "http".into() } else { t.scheme.clone() },
+        interval: t.interval.clone(),
+        timeout: t.timeout.clone(),
+        profiles: t.profiles.clone(),
+        labels: BTreeMap::new(),
     }
 }
 
