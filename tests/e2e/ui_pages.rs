@@ -635,12 +635,6 @@ async fn the_targets_form_adds_a_target_that_turns_healthy_and_shows_field_error
         return;
     };
     let _shot = browser.screenshot_on_panic("targets");
-    // The targets API comes with the scraper (issue #5); until it is merged, say so.
-    let url = format!("{}/api/v1/targets", server.url());
-    if blocking(|| Http::new().get(&url, false).status) == 404 {
-        eprintln!("SKIPPED: this build has no /api/v1/targets yet");
-        return;
-    }
     browser
         .open(&format!("{}/targets", server.url()), "target-form")
         .await;
