@@ -17,7 +17,7 @@ use shared::query::ProfileType;
 use crate::harness::{Cinder, Http, enc, prerequisite, shared_pprof_dir};
 
 /// All of time, for queries over profiles recorded years ago.
-const ALL_TIME: &str = "start=0&end=4102444800000";
+pub(crate) const ALL_TIME: &str = "start=0&end=4102444800000";
 
 /// A CPU profile whose stacks are given leaf first by function name.
 pub fn cpu_profile(time_ms: i64, stacks: &[(&[&str], i64)]) -> Vec<u8> {
@@ -84,7 +84,7 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 
 const CPU_SAMPLES: &str = "cpu:samples:count:cpu:nanoseconds:delta";
 
-fn top(http: &Http, server: &Cinder, query: &str, extra: &str) -> Value {
+pub(crate) fn top(http: &Http, server: &Cinder, query: &str, extra: &str) -> Value {
     let url = format!(
         "{}/api/v1/query?report=top&format=json&limit=1000&query={}&{extra}",
         server.url(),

@@ -6,20 +6,13 @@ use serde_json::{Value, json};
 
 use crate::{
     harness::{Cinder, Http, enc},
-    ingest::cpu_profile,
+    ingest::{ALL_TIME, cpu_profile, top},
 };
 
-const ALL_TIME: &str = "start=0&end=4102444800000";
-
 fn total(http: &Http, server: &Cinder, query: &str) -> i64 {
-    let url = format!(
-        "{}/api/v1/query?report=top&{ALL_TIME}&query={}",
-        server.url(),
-        enc(query)
-    );
-    let resp = http.get(&url, false);
-    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
-    resp.json()["total"].as_i64().unwrap()
+    top(http, server, query, ALL_TIME)["total"]
+        .as_i64()
+        .unwrap()
 }
 
 fn values(http: &Http, server: &Cinder, label: &str) -> Value {

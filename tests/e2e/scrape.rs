@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::harness::{Cinder, Http, enc, go_target_script, prerequisite};
 
-const ALL_TIME: &str = "start=0&end=4102444800000";
+use crate::ingest::ALL_TIME;
 
 // ----- helpers -----
 
@@ -61,20 +61,9 @@ fn profile_type_ids(http: &Http, server: &Cinder) -> Vec<String> {
         .collect()
 }
 
+/// The merged top table of all time.
 fn top(http: &Http, server: &Cinder, query: &str) -> Value {
-    let url = format!(
-        "{}/api/v1/query?mode=merge&report=top&limit=200&query={}&{ALL_TIME}",
-        server.url(),
-        enc(query)
-    );
-    let resp = http.get(&url, false);
-    assert_eq!(
-        resp.status,
-        200,
-        "{url}: {}",
-        String::from_utf8_lossy(&resp.body)
-    );
-    resp.json()
+    crate::ingest::top(http, server, query, ALL_TIME)
 }
 
 fn functions(top: &Value) -> Vec<String> {

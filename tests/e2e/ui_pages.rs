@@ -502,19 +502,27 @@ async fn explore_says_so_when_the_range_is_empty() {
     assert!(!error.is_empty());
 }
 
+/// Two real heap profiles of one series, 6 s apart (job `many`).
+fn ingest_two_heap_profiles(server: &Cinder) -> bool {
+    for file in [
+        "parca__many_1644509272337470000.pb.gz",
+        "parca__many_1644509278338696000.pb.gz",
+    ] {
+        if !ingest_file(server, file, "__name__=memory&job=many") {
+            return false;
+        }
+    }
+    true
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshot_types_show_the_latest_profile_by_default() {
     let Some((browser, server)) = setup("snapshot").await else {
         return;
     };
     let _shot = browser.screenshot_on_panic("snapshot");
-    for file in [
-        "parca__many_1644509272337470000.pb.gz",
-        "parca__many_1644509278338696000.pb.gz",
-    ] {
-        if !ingest_file(&server, file, "__name__=memory&job=many") {
-            return;
-        }
+    if !ingest_two_heap_profiles(&server) {
+        return;
     }
     let inuse = type_id(&server, "inuse_space", "bytes");
     let url = format!(
@@ -541,13 +549,8 @@ async fn compare_renders_a_diff_of_two_profiles() {
         return;
     };
     let _shot = browser.screenshot_on_panic("compare");
-    for file in [
-        "parca__many_1644509272337470000.pb.gz",
-        "parca__many_1644509278338696000.pb.gz",
-    ] {
-        if !ingest_file(&server, file, "__name__=memory&job=many") {
-            return;
-        }
+    if !ingest_two_heap_profiles(&server) {
+        return;
     }
     let alloc = type_id(&server, "alloc_space", "bytes");
     let expression = format!("{alloc}{{job=\"many\"}}");

@@ -233,7 +233,11 @@ fn from_target(t: &Target) -> TargetForm {
     TargetForm {
         job: t.job.clone(),
         address: t.address.clone(),
-        scheme: if t.scheme.is_empty() { "http".into() } else { t.scheme.clone() },
+        scheme: if t.scheme.is_empty() {
+            "http".into()
+        } else {
+            t.scheme.clone()
+        },
         interval: t.interval.clone(),
         timeout: t.timeout.clone(),
         profiles: t.profiles.clone(),
