@@ -159,6 +159,22 @@ impl ProfileType {
     pub fn is_snapshot(&self) -> bool {
         !self.delta
     }
+
+    /// Whether rates (`query_range`'s `value_per_second`) scale values by the period:
+    /// `samples:count` types, each sample standing for one period (a CPU sample for 10 ms).
+    pub fn scales_by_period(&self) -> bool {
+        self.sample_type == "samples" && self.sample_unit == "count"
+    }
+
+    /// The unit of a rate of this type, per second: the period's unit for `samples:count`
+    /// types (CPU samples become CPU nanoseconds per second), the sample unit otherwise.
+    pub fn rate_unit(&self) -> &str {
+        if self.scales_by_period() {
+            &self.period_unit
+        } else {
+            &self.sample_unit
+        }
+    }
 }
 
 impl fmt::Display for ProfileType {
@@ -650,6 +666,20 @@ mod tests {
             "at position 9: expected end of input, found \"{\""
         );
         assert!("".parse::<ProfileType>().is_err());
+    }
+
+    #[test]
+    fn rates_of_cpu_samples_are_in_cpu_time() {
+        let samples: ProfileType = "process_cpu:samples:count:cpu:nanoseconds:delta"
+            .parse()
+            .unwrap();
+        assert!(samples.scales_by_period());
+        assert_eq!(samples.rate_unit(), "nanoseconds");
+        let space: ProfileType = "memory:alloc_space:bytes:space:bytes:delta"
+            .parse()
+            .unwrap();
+        assert!(!space.scales_by_period());
+        assert_eq!(space.rate_unit(), "bytes");
     }
 
     #[test]

@@ -180,8 +180,7 @@ pub(crate) async fn query_range(
         end,
     };
     let points = engine::profile_points(store, &sel).await?;
-    let scale_by_period =
-        q.profile_type.sample_type == "samples" && q.profile_type.sample_unit == "count";
+    let scale_by_period = q.profile_type.scales_by_period();
     let mut groups: BTreeMap<Labels, BTreeMap<i64, Bucket>> = BTreeMap::new();
     for point in points {
         let labels = group_labels(&engine::series_labels(&store.meta, point.series), &sum_by);

@@ -29,12 +29,14 @@ fn plotted(p: &crate::api::Point) -> f64 {
     p.value_per_second.unwrap_or(p.value as f64)
 }
 
-/// The graph of `series` over `range` (unix ms); `unit` formats snapshot values.
+/// The graph of `series` over `range` (unix ms); `unit` formats values, `rate_unit`
+/// (see `ProfileType::rate_unit`) the per-second rates of delta types.
 #[component]
 pub(crate) fn MetricsGraph(
     series: Signal<Vec<Series>>,
     range: Signal<(i64, i64)>,
     unit: Signal<String>,
+    rate_unit: Signal<String>,
     url: UrlView,
     which: Which,
 ) -> impl IntoView {
@@ -151,7 +153,12 @@ pub(crate) fn MetricsGraph(
     };
     let axes = move || {
         let (x, y) = scales.get();
-        let (unit, per_second) = (unit.get(), per_second.get());
+        let per_second = per_second.get();
+        let unit = if per_second {
+            rate_unit.get()
+        } else {
+            unit.get()
+        };
         let (y0, y1) = y.domain;
         let (x0, x1) = x.domain;
         let y_ticks = ticks(y0, y1, 4).into_iter().map(|v| view! {
@@ -180,14 +187,18 @@ pub(crate) fn MetricsGraph(
     };
     let readout = move || {
         let t = hover_t.get()?;
-        let unit = unit.get();
+        let (unit, rate_unit) = (unit.get(), rate_unit.get());
         let rows = series.with(|s| {
             s.iter()
                 .enumerate()
                 .filter_map(|(i, s)| {
                     let p = s.points.iter().find(|p| p.t == t)?;
                     let value = match p.value_per_second {
-                        Some(ps) => format!("{} ({:.3}/s)", format_value(p.value, &unit), ps),
+                        Some(ps) => format!(
+                            "{} ({})",
+                            format_value(p.value, &unit),
+                            y_label(ps, &rate_unit, true)
+                        ),
                         None => format_value(p.value, &unit),
                     };
                     Some((i, s.labels.to_string(), value))

@@ -37,6 +37,13 @@ pub(crate) fn Compare() -> impl IntoView {
                     .unwrap_or_default()
             })
         });
+        let rate_unit = Memo::new(move |_| {
+            url.view.with(|v| {
+                type_of(&which.of(v).expression)
+                    .map(|t| t.rate_unit().to_owned())
+                    .unwrap_or_default()
+            })
+        });
         let title = match which {
             Which::A => "A (baseline)",
             Which::B => "B (compared)",
@@ -46,7 +53,7 @@ pub(crate) fn Compare() -> impl IntoView {
                 <h2>{title}</h2>
                 <QueryBar url which types/>
                 <StatusLine status what="metrics"/>
-                <MetricsGraph series=series.into() range unit=unit.into() url which/>
+                <MetricsGraph series=series.into() range unit=unit.into() rate_unit=rate_unit.into() url which/>
             </div>
         }
     };

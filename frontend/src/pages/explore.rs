@@ -58,6 +58,13 @@ pub(crate) fn Explore() -> impl IntoView {
                 .unwrap_or_default()
         })
     });
+    let rate_unit = Memo::new(move |_| {
+        url.view.with(|v| {
+            type_of(&v.a.expression)
+                .map(|t| t.rate_unit().to_owned())
+                .unwrap_or_default()
+        })
+    });
     let pprof = move || {
         params.get().map(|mut p| {
             p.push(("report".into(), "pprof".into()));
@@ -102,7 +109,7 @@ pub(crate) fn Explore() -> impl IntoView {
                 <CopyLink url/>
             </div>
             <StatusLine status=series_status what="metrics"/>
-            <MetricsGraph series=series.into() range unit=unit.into() url which=Which::A/>
+            <MetricsGraph series=series.into() range unit=unit.into() rate_unit=rate_unit.into() url which=Which::A/>
             <p class="hint">{selection_text}</p>
             <StatusLine status what="profile"/>
             <FlameGraph data=data.into() url/>
