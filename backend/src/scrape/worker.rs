@@ -131,10 +131,30 @@ pub(crate) async fn run(ctx: LoopContext) {
         };
         delta = state;
         let took = started.elapsed();
-        // The ticker skips the ticks that passed while we scraped: count them.
-        let skipped = (tick.elapsed().as_nanos() / interval.as_nanos().max(1)) as u64;
+        let skipped = missed_ticks(tick.elapsed(), interval);
+        if skipped == 0 && tick.elapsed() >= interval {
+            // Just late, as a CPU profile as long as the interval always is: scrape again
+            // at once (the schedule follows), instead of losing every other interval.
+            ticker.reset_immediately();
+        }
         record(&ctx, started_ms, took, skipped, result);
     }
+}
+
+/// How late a scrape may end and still count as on time: the transfer after a CPU profile
+/// that lasts the whole interval (Parca's default `seconds`).
+fn lateness_grace(interval: Duration) -> Duration {
+    (interval / 4).min(Duration::from_secs(1))
+}
+
+/// Ticks lost to a scrape that ran `elapsed` since its tick: none while it ended within
+/// the interval plus [`lateness_grace`]; otherwise every tick that passed meanwhile (the
+/// ticker skips them).
+fn missed_ticks(elapsed: Duration, interval: Duration) -> u64 {
+    if elapsed < interval + lateness_grace(interval) {
+        return 0;
+    }
+    (elapsed.as_nanos() / interval.as_nanos().max(1)) as u64
 }
 
 /// What a successful scrape did.
@@ -310,6 +330,27 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cpu_profile_as_long_as_the_interval_is_late_not_skipping() {
+        let ten = Duration::from_secs(10);
+        let ms = Duration::from_millis;
+        assert_eq!(missed_ticks(ms(9_000), ten), 0);
+        assert_eq!(
+            missed_ticks(ms(10_060), ten),
+            0,
+            "a 10 s profile plus its transfer"
+        );
+        assert_eq!(
+            missed_ticks(ms(11_500), ten),
+            1,
+            "beyond the grace: skipped"
+        );
+        assert_eq!(missed_ticks(ms(25_000), ten), 2);
+        let two = Duration::from_secs(2);
+        assert_eq!(missed_ticks(ms(2_400), two), 0);
+        assert_eq!(missed_ticks(ms(2_600), two), 1);
+    }
 
     #[test]
     fn offsets_spread_within_the_interval() {
