@@ -461,8 +461,9 @@ async fn case(path: &Path) -> Result<()> {
     let (first, last) = (steps[0], steps[STEPS - 1]);
     let all = format!("{TYPE_ID}{{}}");
     let one = format!("{TYPE_ID}{{instance=\"{}\"}}", instance(3));
-    let stacks_uri =
-        |q: &str, start: i64, end: i64| format!("/api/v1/query?query={}&start={start}&end={end}", encode(q));
+    let stacks_uri = |q: &str, start: i64, end: i64| {
+        format!("/api/v1/query?query={}&start={start}&end={end}", encode(q))
+    };
     let hour = stacks_uri(&all, first, last);
     let window = stacks_uri(&all, steps[STEPS - WINDOW_STEPS], last);
     let one_target = stacks_uri(&one, first, last);
