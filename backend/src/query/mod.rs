@@ -93,12 +93,22 @@ async fn scan(
     if !store.meta.profile_types().contains(&type_id) {
         return Err(QueryError::UnknownProfileType(type_id));
     }
+    // Taken first: every series with rows in the snapshot is then known to the index.
+    let snapshot = store.snapshot(&type_id, sel.start, sel.end);
     let series = store.meta.select_series(&type_id, &sel.selector);
     if series.is_empty() {
         return Ok(None);
     }
-    let snapshot = store.snapshot(&type_id, sel.start, sel.end);
-    let keep = row_filter(&series, sel.start, sel.end);
+    // Predicates that cannot remove a row are left out: each costs a pass over every row
+    // and makes the scan decode its column. The series list goes when the selector keeps
+    // every series of the type (series are never removed, so the later, equally long list
+    // of all is the same set), the time range for parts lying wholly inside it.
+    let every_series = series.len()
+        == store
+            .meta
+            .select_series(&type_id, &Selector::default())
+            .len();
+    let series = (!every_series).then_some(series.as_slice());
     let columns = [
         c::SERIES,
         c::STACK,
@@ -107,30 +117,39 @@ async fn scan(
         c::DURATION,
         c::PERIOD,
     ];
-    let mut frames = Vec::new();
-    if !snapshot.parts.is_empty() {
-        let paths: Vec<String> = snapshot
-            .parts
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        let parts = ctx
-            .read_parquet(paths, ParquetReadOptions::default())
-            .await?
-            .filter(
-                col(c::PROFILE_TYPE)
-                    .eq(lit(type_id.clone()))
-                    .and(keep.clone()),
-            )?
-            .select_columns(&columns)?;
-        frames.push(parts);
+    let (mut inside, mut straddling) = (Vec::new(), Vec::new());
+    for (path, &(min_ts, max_ts)) in snapshot.parts.iter().zip(&snapshot.part_bounds) {
+        let path = path.to_string_lossy().into_owned();
+        if min_ts >= sel.start && max_ts <= sel.end {
+            inside.push(path);
+        } else {
+            straddling.push(path);
+        }
     }
-    if !snapshot.batches.is_empty() {
+    let mut frames = Vec::new();
+    for (paths, range) in [(inside, None), (straddling, Some((sel.start, sel.end)))] {
+        if paths.is_empty() {
+            continue;
+        }
+        let of_type = col(c::PROFILE_TYPE).eq(lit(type_id.clone()));
+        let keep = match row_filter(series, range) {
+            Some(keep) => of_type.and(keep),
+            None => of_type,
+        };
         frames.push(
-            ctx.read_batches(snapshot.batches)?
+            ctx.read_parquet(paths, ParquetReadOptions::default())
+                .await?
                 .filter(keep)?
                 .select_columns(&columns)?,
         );
+    }
+    if !snapshot.batches.is_empty() {
+        let batches = ctx.read_batches(snapshot.batches)?;
+        let batches = match row_filter(series, Some((sel.start, sel.end))) {
+            Some(keep) => batches.filter(keep)?,
+            None => batches,
+        };
+        frames.push(batches.select_columns(&columns)?);
     }
     let mut frames = frames.into_iter();
     let Some(first) = frames.next() else {
@@ -139,10 +158,17 @@ async fn scan(
     Ok(Some(frames.try_fold(first, |acc, df| acc.union(df))?))
 }
 
-fn row_filter(series: &[u64], start: i64, end: i64) -> Expr {
-    let in_range = col(c::TIMESTAMP).between(lit(start), lit(end));
-    let ids: Vec<Expr> = series.iter().map(|s| lit(*s as i64)).collect();
-    in_range.and(in_list(col(c::SERIES), ids, false))
+/// Rows of the listed series (all when `None`) in `[start, end]` (any time when `None`).
+fn row_filter(series: Option<&[u64]>, range: Option<(i64, i64)>) -> Option<Expr> {
+    let in_range = range.map(|(start, end)| col(c::TIMESTAMP).between(lit(start), lit(end)));
+    let in_series = series.map(|series| {
+        let ids: Vec<Expr> = series.iter().map(|s| lit(*s as i64)).collect();
+        in_list(col(c::SERIES), ids, false)
+    });
+    match (in_range, in_series) {
+        (Some(a), Some(b)) => Some(a.and(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The unique stacks of the selection with their summed values.

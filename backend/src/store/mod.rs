@@ -139,6 +139,8 @@ struct View {
 pub struct Snapshot {
     /// Parts (absolute paths) that may hold rows of the type in the range.
     pub parts: Vec<PathBuf>,
+    /// The (min, max) timestamps of each part of `parts`, over all its types.
+    pub part_bounds: Vec<(i64, i64)>,
     /// Head and frozen-head batches of the type, [`table::HEAD_SCHEMA`].
     pub batches: Vec<RecordBatch>,
 }
@@ -426,13 +428,17 @@ impl Store {
                     .cloned(),
             );
         }
-        let parts = view
+        let (parts, part_bounds) = view
             .parts
             .iter()
             .filter(|p| p.overlaps(profile_type, start, end))
-            .map(|p| self.part_path(&p.file))
-            .collect();
-        Snapshot { parts, batches }
+            .map(|p| (self.part_path(&p.file), (p.min_ts, p.max_ts)))
+            .unzip();
+        Snapshot {
+            parts,
+            part_bounds,
+            batches,
+        }
     }
 
     /// Profile types with samples in `[start, end]` (unix ms).
