@@ -20,6 +20,8 @@
 
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::{
     fs,
     hint::black_box,
@@ -35,6 +37,7 @@ use backend::{
     ingest::{DEFAULT_MAX_UNCOMPRESSED, IngestOptions, ingest},
     store::{Store, StoreOptions, StoreSizes},
 };
+use common::status_kib;
 use flate2::{Compression, read::MultiGzDecoder, write::GzEncoder};
 use proto::{Message as _, Profile};
 use shared::labels::Labels;
@@ -718,16 +721,4 @@ fn print_peaks(peaks: &[(String, Option<u64>)]) {
         let mib = kib.map_or_else(|| "n/a".to_owned(), |k| format!("{:.1}", k as f64 / 1024.0));
         println!("   {name:<48} {mib:>10}");
     }
-}
-
-/// A `kB` field of /proc/self/status.
-fn status_kib(field: &str) -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }

@@ -37,6 +37,8 @@
 
 #![allow(clippy::print_stdout)]
 
+mod common;
+
 use std::{
     fs,
     hint::black_box,
@@ -61,9 +63,10 @@ use backend::{
     store::{Store, StoreOptions},
     web::UiSource,
 };
+use common::status_kib;
 use flate2::{Compression, write::GzEncoder};
 use proto::{Message as _, Profile};
-use shared::{ipc, labels::Labels};
+use shared::{ipc, labels::Labels, view::encode};
 use tower::ServiceExt as _;
 
 const PPROF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/pprof");
@@ -687,29 +690,4 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder.write_all(bytes)?;
     Ok(encoder.finish()?)
-}
-
-/// Percent-encodes a query parameter value.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 2);
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// A `kB` field of /proc/self/status.
-fn status_kib(field: &str) -> Option<u64> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
 }
