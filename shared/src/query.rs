@@ -47,9 +47,11 @@ pub struct ProfileType {
     pub delta: bool,
 }
 
-/// The JSON shape of a [`ProfileType`]: its parts plus the derived `id`.
+/// The JSON shape of a [`ProfileType`]: its parts plus the derived `id` (what starts a
+/// query: `id + "{}"` selects every series of the type). Public for API documentation.
 #[derive(Serialize, Deserialize)]
-struct ProfileTypeJson {
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProfileTypeJson {
     /// Ignored when deserializing: the parts are the truth.
     #[serde(default)]
     id: String,

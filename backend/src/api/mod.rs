@@ -20,7 +20,6 @@ use axum::{
 use utoipa_axum::{router::OpenApiRouter, router::UtoipaMethodRouterExt as _, routes};
 
 pub use ingest::MAX_BODY_BYTES;
-pub use openapi::ProfileTypeDoc;
 pub use query::{
     FlameNode, FlamegraphReport, RangePoint, RangeResponse, RangeSeries, StacksReport, TopReport,
     TopReportRow,

@@ -5,7 +5,6 @@
 use std::sync::OnceLock;
 
 use axum::Json;
-use serde::Serialize;
 use utoipa::OpenApi as _;
 
 /// The document as served, set when the router is built.
@@ -38,19 +37,6 @@ pub(crate) struct ApiDoc;
 /// The base document, before the router adds its paths.
 pub(crate) fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
-}
-
-/// A profile type as `GET /api/v1/profile-types` lists it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ProfileTypeDoc {
-    /// What starts a query: `id + "{}"` selects every series of the type.
-    pub id: String,
-    pub name: String,
-    pub sample_type: String,
-    pub sample_unit: String,
-    pub period_type: String,
-    pub period_unit: String,
-    pub delta: bool,
 }
 
 /// `GET /api/v1/openapi.json`.
@@ -96,7 +82,7 @@ mod tests {
         let mut served_keys: Vec<&String> = json.as_object().unwrap().keys().collect();
         served_keys.sort();
         let doc = serde_json::to_value(openapi()).unwrap();
-        let props = doc["components"]["schemas"]["ProfileTypeDoc"]["properties"]
+        let props = doc["components"]["schemas"]["ProfileTypeJson"]["properties"]
             .as_object()
             .unwrap();
         let mut doc_keys: Vec<&String> = props.keys().collect();

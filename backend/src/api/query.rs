@@ -22,7 +22,6 @@ use shared::{
 
 use super::{
     ApiError, AppState, ErrorBody,
-    openapi::ProfileTypeDoc,
     params::{self, Params},
 };
 use crate::{
@@ -47,7 +46,7 @@ impl From<QueryError> for ApiError {
         ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
         ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
     ),
-    responses((status = 200, description = "profile types with data (in the range, when given)", body = Vec<ProfileTypeDoc>),
+    responses((status = 200, description = "profile types with data (in the range, when given)", body = Vec<shared::query::ProfileTypeJson>),
         (status = 400, body = ErrorBody)))]
 pub(crate) async fn profile_types(
     State(state): State<AppState>,

@@ -198,6 +198,12 @@ pub async fn merge_by(
         .aggregate(keys, vec![sum(col(c::VALUE)).alias("v")])?
         .collect()
         .await?;
+    if group_by.is_empty() {
+        return Ok(Merged {
+            stacks: stack_sums(&batches),
+            groups: Vec::new(),
+        });
+    }
     let mut groups = Groups::new(store, group_by);
     let mut sums: HashMap<(u32, u64), i64> = HashMap::new();
     for batch in &batches {
@@ -205,13 +211,13 @@ pub async fn merge_by(
         let values = batch
             .column_by_name("v")
             .map(|v| v.as_primitive::<Int64Type>());
-        let series = (!group_by.is_empty()).then(|| batch.column(1).as_primitive::<Int64Type>());
+        let series = batch.column(1).as_primitive::<Int64Type>();
         let Some(values) = values else { continue };
         for i in 0..batch.num_rows() {
             if values.is_null(i) || values.value(i) == 0 {
                 continue;
             }
-            let group = series.map_or(0, |s| groups.of(s.value(i) as u64));
+            let group = groups.of(series.value(i) as u64);
             *sums.entry((group, stacks.value(i) as u64)).or_default() += values.value(i);
         }
     }
@@ -230,6 +236,36 @@ pub async fn merge_by(
         stacks,
         groups: groups.names,
     })
+}
+
+/// Stacks and their non-zero sums from batches DataFusion aggregated by stack alone
+/// (each stack once), sorted by stack.
+fn stack_sums(batches: &[RecordBatch]) -> Vec<StackValue> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let stacks = batch.column(0).as_primitive::<Int64Type>();
+        let Some(values) = batch
+            .column_by_name("v")
+            .map(|v| v.as_primitive::<Int64Type>())
+        else {
+            continue;
+        };
+        out.extend((0..batch.num_rows()).filter_map(|i| {
+            let value = if values.is_null(i) {
+                0
+            } else {
+                values.value(i)
+            };
+            (value != 0).then(|| StackValue {
+                stack: stacks.value(i) as u64,
+                value,
+                baseline: 0,
+                group: 0,
+            })
+        }));
+    }
+    out.sort_unstable_by_key(|s| s.stack);
+    out
 }
 
 /// Series → group, memoized: the group name is the `group_by` labels' values.

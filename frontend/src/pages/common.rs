@@ -60,6 +60,27 @@ pub(crate) fn type_of(expression: &str) -> Option<ProfileType> {
     id.parse().ok()
 }
 
+/// The sample unit and the rate unit (see [`ProfileType::rate_unit`]) of side `which`'s
+/// profile type, "" without one; both follow one parse of the expression.
+pub(crate) fn units_of(url: UrlView, which: Which) -> (Memo<String>, Memo<String>) {
+    let profile_type = Memo::new(move |_| url.view.with(|v| type_of(&which.of(v).expression)));
+    let unit = Memo::new(move |_| {
+        profile_type.with(|t| {
+            t.as_ref()
+                .map(|t| t.sample_unit.clone())
+                .unwrap_or_default()
+        })
+    });
+    let rate_unit = Memo::new(move |_| {
+        profile_type.with(|t| {
+            t.as_ref()
+                .map(|t| t.rate_unit().to_owned())
+                .unwrap_or_default()
+        })
+    });
+    (unit, rate_unit)
+}
+
 /// The metrics series of side `which`, reloaded when its query, range or `sum_by` change.
 pub(crate) fn load_series(url: UrlView, which: Which) -> (RwSignal<Vec<Series>>, RwSignal<Status>) {
     let series = RwSignal::new(Vec::new());

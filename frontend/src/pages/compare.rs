@@ -9,7 +9,7 @@ use crate::{
         metrics_graph::MetricsGraph,
         query_bar::{QueryBar, Which, load_profile_types},
     },
-    pages::common::{CopyLink, StatusLine, load_series, load_stacks, side_params, type_of},
+    pages::common::{CopyLink, StatusLine, load_series, load_stacks, side_params, units_of},
     url_state::{History, UrlView, now_ms},
 };
 
@@ -30,20 +30,7 @@ pub(crate) fn Compare() -> impl IntoView {
         let (series, status) = load_series(url, which);
         let range = Memo::new(move |_| url.view.with(|v| which.of(v).range));
         let range = Signal::derive(move || range.get().resolve(now_ms()));
-        let unit = Memo::new(move |_| {
-            url.view.with(|v| {
-                type_of(&which.of(v).expression)
-                    .map(|t| t.sample_unit)
-                    .unwrap_or_default()
-            })
-        });
-        let rate_unit = Memo::new(move |_| {
-            url.view.with(|v| {
-                type_of(&which.of(v).expression)
-                    .map(|t| t.rate_unit().to_owned())
-                    .unwrap_or_default()
-            })
-        });
+        let (unit, rate_unit) = units_of(url, which);
         let title = match which {
             Which::A => "A (baseline)",
             Which::B => "B (compared)",

@@ -11,7 +11,7 @@ use crate::{
     },
     pages::common::{
         CopyLink, StatusLine, default_to_latest_snapshot, load_series, load_stacks, query_url,
-        side_params, type_of,
+        side_params, type_of, units_of,
     },
     url_state::{History, UrlView, now_ms},
 };
@@ -51,20 +51,7 @@ pub(crate) fn Explore() -> impl IntoView {
     let (data, status) = load_stacks(params);
     let range = Memo::new(move |_| url.view.with(|v| v.a.range));
     let range = Signal::derive(move || range.get().resolve(now_ms()));
-    let unit = Memo::new(move |_| {
-        url.view.with(|v| {
-            type_of(&v.a.expression)
-                .map(|t| t.sample_unit)
-                .unwrap_or_default()
-        })
-    });
-    let rate_unit = Memo::new(move |_| {
-        url.view.with(|v| {
-            type_of(&v.a.expression)
-                .map(|t| t.rate_unit().to_owned())
-                .unwrap_or_default()
-        })
-    });
+    let (unit, rate_unit) = units_of(url, Which::A);
     let pprof = move || {
         params.get().map(|mut p| {
             p.push(("report".into(), "pprof".into()));
