@@ -41,6 +41,16 @@ pub enum IngestError {
     MissingName,
     #[error("invalid label name {name:?}: {reason}")]
     BadLabel { name: String, reason: String },
+    /// The profile's time is outside what the store accepts (Prometheus' out-of-bounds
+    /// rule): more than an hour ahead, or older than the retention.
+    #[error(
+        "time_nanos {time_ms} ms is outside the allowed window [{oldest_ms}, {newest_ms}] (unix ms: not older than the retention, at most 1h in the future)"
+    )]
+    OutOfBounds {
+        time_ms: i64,
+        oldest_ms: i64,
+        newest_ms: i64,
+    },
     #[error("storing the profile failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -108,6 +118,7 @@ pub fn ingest_all<B: AsRef<[u8]>>(
         check_series_labels(labels)?;
         let profile = proto::read(body.as_ref(), options.max_uncompressed)?;
         profile.index()?;
+        check_time(store, &profile, options)?;
         profiles.push(profile);
     }
     let mut summary = IngestSummary::default();
@@ -128,9 +139,37 @@ pub fn ingest_profile(
 ) -> Result<IngestSummary, IngestError> {
     check_series_labels(labels)?;
     let index = profile.index()?;
+    check_time(store, profile, options)?;
     let (batch, summary) = Normalizer::new(store, &index, labels, options).run();
     store.write(batch)?;
     Ok(summary)
+}
+
+/// The time (unix ms) of a profile's rows: `time_nanos`, or the receive time without it.
+fn profile_time(profile: &Profile, options: &IngestOptions) -> i64 {
+    if profile.time_nanos > 0 {
+        profile.time_nanos / 1_000_000
+    } else {
+        options.received_ms
+    }
+}
+
+/// Refuses a profile dated outside the store's window ([`Store::time_bounds`]).
+pub fn check_time(
+    store: &Store,
+    profile: &Profile,
+    options: &IngestOptions,
+) -> Result<(), IngestError> {
+    let time_ms = profile_time(profile, options);
+    let (oldest_ms, newest_ms) = store.time_bounds(crate::store::now_ms());
+    if time_ms < oldest_ms || time_ms > newest_ms {
+        return Err(IngestError::OutOfBounds {
+            time_ms,
+            oldest_ms,
+            newest_ms,
+        });
+    }
+    Ok(())
 }
 
 /// Series labels must hold a profile name and only valid label names.
@@ -210,11 +249,7 @@ impl<'a> Normalizer<'a> {
         let locations = intern_locations(store, index, &functions, &mappings, &mut batch);
         let types = profile_types(index, labels.get(NAME_LABEL).unwrap_or_default(), delta);
         let base_series = batch.meta.series(&store.meta, labels);
-        let timestamp = if profile.time_nanos > 0 {
-            profile.time_nanos / 1_000_000
-        } else {
-            options.received_ms
-        };
+        let timestamp = profile_time(profile, options);
         Normalizer {
             store,
             index,

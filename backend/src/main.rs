@@ -116,7 +116,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     tokio::spawn(reload_on_sighup(cli.config.clone(), manager.clone()));
     state.set_scrape(manager);
     state.set_store(store.clone());
-    tokio::spawn(maintain(store));
+    tokio::spawn(maintain(store, cli.maintain_interval));
     tracing::info!("storage opened; cinder is ready");
     server
         .await
@@ -128,24 +128,35 @@ async fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
     let dir = cli.data_dir.clone();
     let options = StoreOptions {
         retention: cli.retention,
+        block_window: cli.block_window,
         flush_rows: cli.head_flush_rows,
+        flush_age: cli.head_flush_age,
+        trash_grace: cli.trash_grace,
         ..StoreOptions::default()
     };
     let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
         .await?
         .with_context(|| format!("opening the data dir {}", cli.data_dir.display()))?;
+    let levels: Vec<String> = store
+        .policy()
+        .levels
+        .iter()
+        .map(|ms| format!("{}s", ms / 1000))
+        .collect();
+    tracing::info!(?levels, retention = ?cli.retention, "block windows (compaction levels)");
     Ok(Arc::new(store))
 }
 
 /// Flushes, compacts and enforces retention in the background, forever.
-async fn maintain(store: Arc<Store>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+async fn maintain(store: Arc<Store>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let store = store.clone();
         match tokio::task::spawn_blocking(move || store.maintain()).await {
             Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::error!(%err, "store maintenance failed"),
+            // Each failed step was logged on its own.
+            Ok(Err(_)) => {}
             Err(err) => tracing::error!(%err, "store maintenance panicked"),
         }
     }

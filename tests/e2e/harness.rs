@@ -108,7 +108,10 @@ fn spawn(data_dir: &Path, extra: &[String]) -> (Child, SocketAddr) {
     {
         cmd.arg("--ui-dir").arg(ui);
     }
+    // Fixtures carry fixed historical times (real profiles, 2023 timestamps): keep every
+    // past time unless a test sets its own --retention (a flag beats the environment).
     cmd.env("CINDER_LOG_LEVEL", "info")
+        .env("CINDER_RETENTION", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn cinder");

@@ -22,7 +22,8 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
     ),
     request_body(content = Vec<u8>, description = "a pprof profile, gzipped or raw (any Content-Type)", content_type = "application/octet-stream"),
     responses((status = 200, body = IngestSummary),
-        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 503, body = ErrorBody), (status = 507, body = ErrorBody)))]
 pub(crate) async fn push(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -86,6 +87,15 @@ impl From<IngestError> for ApiError {
             IngestError::BadLabel { ref name, .. } => {
                 ApiError::bad_field(&name.clone(), "invalid label", err.to_string())
             }
+            IngestError::OutOfBounds { .. } => {
+                ApiError::bad_field("time_nanos", "profile time out of bounds", err.to_string())
+            }
+            IngestError::Store(e) if e.is_disk_full() => ApiError::InsufficientStorage(format!(
+                "the disk is full; nothing was stored, retry once it has room: {e}"
+            )),
+            IngestError::Store(e) if e.is_io() => ApiError::Unavailable(format!(
+                "storage failed to write; nothing was stored, retry later: {e}"
+            )),
             IngestError::Store(e) => ApiError::Internal(e.to_string()),
         }
     }

@@ -159,6 +159,12 @@ pub enum ApiError {
     /// Storage is still opening or replaying its write-ahead log.
     #[error("storage is not ready yet")]
     NotReady,
+    /// Storage failed to write (an I/O error); the caller may retry (503).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The disk is full; the caller may retry once it has room (507).
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// A failure of ours, not the caller's.
     #[error("internal error: {0}")]
     Internal(String),
@@ -234,6 +240,24 @@ impl IntoResponse for ApiError {
                 "storage is still opening; retry shortly".into(),
                 None,
             ),
+            ApiError::Unavailable(detail) => {
+                tracing::error!(%detail, "storage unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage unavailable".into(),
+                    detail,
+                    None,
+                )
+            }
+            ApiError::InsufficientStorage(detail) => {
+                tracing::error!(%detail, "disk full");
+                (
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "insufficient storage".into(),
+                    detail,
+                    None,
+                )
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (

@@ -44,6 +44,11 @@ pub struct Cli {
     #[arg(long, env = "CINDER_RETENTION", value_name = "DURATION", default_value = "15d", value_parser = parse_retention)]
     pub retention: Duration,
 
+    /// Length of the aligned time window of a storage block, e.g. `2h`; compaction merges
+    /// within a window, then whole windows into larger levels. At most 10% of the retention.
+    #[arg(long, env = "CINDER_BLOCK_WINDOW", value_name = "DURATION", default_value = "2h", value_parser = parse_block_window)]
+    pub block_window: Duration,
+
     /// Log filter: a level (`info`, `debug`, …) or a tracing directive list.
     #[arg(
         long,
@@ -93,11 +98,32 @@ pub struct Cli {
         hide = true
     )]
     pub head_flush_rows: usize,
+
+    /// Flush the head once its oldest row is this old (tests use short ones).
+    #[arg(long, env = "CINDER_HEAD_FLUSH_AGE", default_value = "10m", value_parser = parse_block_window, hide = true)]
+    pub head_flush_age: Duration,
+
+    /// How often flush, compaction and retention run (tests use short intervals).
+    #[arg(long, env = "CINDER_MAINTAIN_INTERVAL", default_value = "10s", value_parser = parse_block_window, hide = true)]
+    pub maintain_interval: Duration,
+
+    /// How long retired part files stay for queries that planned with them (tests: short).
+    #[arg(long, env = "CINDER_TRASH_GRACE", default_value = "1m", value_parser = parse_block_window, hide = true)]
+    pub trash_grace: Duration,
 }
 
 /// Parses a retention such as `15d`; `0` means keep everything (returned as zero).
 fn parse_retention(text: &str) -> Result<Duration, String> {
     shared::duration::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Parses a block window such as `2h`: at least one second.
+fn parse_block_window(text: &str) -> Result<Duration, String> {
+    let window = shared::duration::parse_duration(text).map_err(|e| e.to_string())?;
+    if window < Duration::from_secs(1) {
+        return Err("the block window must be at least 1s".into());
+    }
+    Ok(window)
 }
 
 #[cfg(test)]
@@ -113,6 +139,15 @@ mod tests {
         assert!(cli.targets_api);
         assert!(!cli.allow_link_local_targets);
         assert_eq!(cli.api_token, None);
+        assert_eq!(cli.block_window, Duration::from_secs(2 * 3600));
+    }
+
+    #[test]
+    fn block_window_is_a_duration_of_at_least_a_second() {
+        let cli = Cli::try_parse_from(["cinder", "--block-window", "30s"]).unwrap();
+        assert_eq!(cli.block_window, Duration::from_secs(30));
+        assert!(Cli::try_parse_from(["cinder", "--block-window", "0"]).is_err());
+        assert!(Cli::try_parse_from(["cinder", "--block-window", "later"]).is_err());
     }
 
     #[test]

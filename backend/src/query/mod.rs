@@ -6,7 +6,10 @@
 
 mod pprof;
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock},
+};
 
 pub use pprof::{ExportInfo, export as export_pprof};
 
@@ -76,10 +79,15 @@ pub struct ProfilePoint {
     pub period: i64,
 }
 
-fn context() -> SessionContext {
-    // Small plans over a handful of files: two partitions match this machine's cores and
-    // avoid repartitioning overhead.
-    SessionContext::new_with_config(SessionConfig::new().with_target_partitions(2))
+/// The query engine's context, built once: plans run on as many partitions as there are
+/// cores. Nothing is registered in it (each query reads its own list of part files).
+static CONTEXT: LazyLock<SessionContext> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores))
+});
+
+fn context() -> &'static SessionContext {
+    &CONTEXT
 }
 
 /// Rows of the selection (series, stack, timestamp, value, duration, period), or `None`
@@ -131,17 +139,15 @@ async fn scan(
         if paths.is_empty() {
             continue;
         }
-        let of_type = col(c::PROFILE_TYPE).eq(lit(type_id.clone()));
-        let keep = match row_filter(series, range) {
-            Some(keep) => of_type.and(keep),
-            None => of_type,
+        // Each part holds one profile type: no row is compared by type.
+        let parts = ctx
+            .read_parquet(paths, ParquetReadOptions::default())
+            .await?;
+        let parts = match row_filter(series, range) {
+            Some(keep) => parts.filter(keep)?,
+            None => parts,
         };
-        frames.push(
-            ctx.read_parquet(paths, ParquetReadOptions::default())
-                .await?
-                .filter(keep)?
-                .select_columns(&columns)?,
-        );
+        frames.push(parts.select_columns(&columns)?);
     }
     if !snapshot.batches.is_empty() {
         let batches = ctx.read_batches(snapshot.batches)?;
@@ -186,7 +192,7 @@ pub async fn merge_by(
     group_by: &[String],
 ) -> Result<Merged, QueryError> {
     let ctx = context();
-    let Some(rows) = scan(&ctx, store, sel).await? else {
+    let Some(rows) = scan(ctx, store, sel).await? else {
         return Ok(Merged::default());
     };
     let mut keys = vec![col(c::STACK)];
@@ -322,7 +328,7 @@ pub async fn profile_points(
     sel: &Selection,
 ) -> Result<Vec<ProfilePoint>, QueryError> {
     let ctx = context();
-    let Some(rows) = scan(&ctx, store, sel).await? else {
+    let Some(rows) = scan(ctx, store, sel).await? else {
         return Ok(Vec::new());
     };
     let aggregated = rows.aggregate(

@@ -1,15 +1,24 @@
 //! The profile store. Metadata (functions, mappings, locations, stacks, series, profile
 //! types, the Parquet catalog) lives in sled ([`meta`]); samples live in a columnar table
 //! ([`table`]): an in-memory Arrow head made durable by a write-ahead log ([`wal`]) and
-//! flushed into immutable, sorted Parquet parts.
+//! flushed into immutable, sorted Parquet parts ([`part`]), one per profile type and
+//! aligned time window (`--block-window`). [`compactor`] decides which parts to merge
+//! (only within a window, then whole windows into larger levels) and which to delete for
+//! retention (whole windows that ended before `now − retention`).
 //!
 //! A write is acknowledged once its WAL record — which carries both its rows and any
-//! metadata it introduces — is synced. On open, leftovers of a crash are cleaned (temporary
-//! or uncatalogued Parquet files, a torn WAL tail) and the WAL after the last flushed
-//! segment is replayed.
+//! metadata it introduces — is synced; a failed append is rolled back. A failed flush keeps
+//! its frozen head visible and its WAL segments on disk, and is retried. Every catalog
+//! change (a flush's new parts with its WAL mark, a compaction's swap, a retention delete)
+//! is one atomic sled batch. On open, leftovers of a crash are cleaned (temporary or
+//! uncatalogued Parquet files) and the WAL after the last flushed segment is replayed.
+//! All file operations go through [`io::Io`], where tests inject faults.
 
 mod codec;
+pub mod compactor;
+pub mod io;
 pub mod meta;
+pub mod part;
 pub mod table;
 pub mod wal;
 
@@ -22,9 +31,13 @@ use std::{
 
 use arrow::array::RecordBatch;
 
+use compactor::{Plan, Policy};
+use io::Io;
 pub use meta::{MetaBatch, Metadata};
 use meta::{MetaEntry, TreeId};
-pub use table::{Columns, PartMeta, RowsByType};
+pub use part::{PartMeta, Window};
+use part::{PartStats, PartWriter};
+pub use table::{Columns, RowsByType};
 use table::{FrozenHead, Head};
 use wal::Wal;
 
@@ -43,6 +56,28 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the error means the disk is full (the client may retry once it has room).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Io(err) => io::is_disk_full(err),
+            StoreError::Parquet(parquet::errors::ParquetError::External(err)) => err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(io::is_disk_full),
+            StoreError::Sled(sled::Error::Io(err)) => io::is_disk_full(err),
+            _ => false,
+        }
+    }
+
+    /// Whether the error comes from the disk rather than from the data (503/507 material).
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Io(_) | StoreError::Sled(sled::Error::Io(_)) | StoreError::Parquet(_)
+        )
+    }
+}
+
 /// Tuning of the sample table.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -50,12 +85,18 @@ pub struct StoreOptions {
     pub flush_rows: usize,
     /// ... or once its oldest row was written this long ago.
     pub flush_age: Duration,
-    /// Delete parts whose newest sample is older than this; zero keeps everything.
+    /// Delete parts whose window ended longer ago than this; zero keeps everything.
     pub retention: Duration,
-    /// Parts smaller than this are merged with their neighbours.
-    pub compact_below_bytes: u64,
-    /// ... once at least this many of them exist.
+    /// Length of the aligned time window of level-0 blocks (at most 10% of the retention).
+    pub block_window: Duration,
+    /// Parts of one type in an open block window that trigger their merge.
     pub compact_min_parts: usize,
+    /// Largest total input (bytes) of one merge.
+    pub compact_max_bytes: u64,
+    /// How long a retired part file stays on disk for queries that already planned with it.
+    pub trash_grace: Duration,
+    /// File operations (tests inject faults here).
+    pub io: Io,
 }
 
 impl Default for StoreOptions {
@@ -64,9 +105,25 @@ impl Default for StoreOptions {
             flush_rows: 1_000_000,
             flush_age: Duration::from_secs(10 * 60),
             retention: Duration::from_secs(15 * 86_400),
-            compact_below_bytes: 32 << 20,
+            block_window: Duration::from_secs(2 * 3600),
             compact_min_parts: 4,
+            compact_max_bytes: 1 << 30,
+            trash_grace: Duration::from_secs(60),
+            io: Io::default(),
         }
+    }
+}
+
+impl StoreOptions {
+    /// The compaction policy these options describe.
+    pub fn policy(&self) -> Policy {
+        Policy::new(
+            self.block_window,
+            self.retention,
+            self.compact_min_parts,
+            self.compact_max_bytes,
+            self.flush_age,
+        )
     }
 }
 
@@ -119,6 +176,8 @@ impl WriteBatch {
 const WAL_RECORD_VERSION: u8 = 1;
 const PART_SUFFIX: &str = ".parquet";
 const TMP_SUFFIX: &str = ".tmp";
+/// How far in the future a profile may be dated.
+pub const MAX_FUTURE: Duration = Duration::from_secs(3600);
 
 /// What the head and WAL hold, guarded together so a flush's rotation is atomic with writes.
 struct Writable {
@@ -127,19 +186,28 @@ struct Writable {
     head_started: Option<Instant>,
 }
 
-/// Parts and frozen heads visible to queries.
+/// A head taken out for flushing, with the last WAL segment holding its rows.
+#[derive(Clone)]
+struct Frozen {
+    head: Arc<FrozenHead>,
+    wal_upto: u64,
+}
+
+/// Parts and frozen heads visible to queries. Frozen heads stay until their parts are
+/// catalogued, in order: a failed flush leaves its head here to be retried.
 #[derive(Default)]
 struct View {
     parts: Vec<PartMeta>,
-    frozen: Vec<Arc<FrozenHead>>,
+    frozen: Vec<Frozen>,
 }
 
 /// What a query reads for one profile type: Parquet parts plus in-memory batches.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    /// Parts (absolute paths) that may hold rows of the type in the range.
+    /// Parts (absolute paths) that may hold rows of the type in the range; each holds rows
+    /// of this type only.
     pub parts: Vec<PathBuf>,
-    /// The (min, max) timestamps of each part of `parts`, over all its types.
+    /// The (min, max) timestamps of each part of `parts`.
     pub part_bounds: Vec<(i64, i64)>,
     /// Head and frozen-head batches of the type, [`table::HEAD_SCHEMA`].
     pub batches: Vec<RecordBatch>,
@@ -159,29 +227,29 @@ pub struct StoreSizes {
 pub struct Store {
     dir: PathBuf,
     options: StoreOptions,
+    policy: Policy,
+    io: Io,
     /// Metadata (sled).
     pub meta: Metadata,
     writable: Mutex<Writable>,
     view: RwLock<View>,
-    /// Serialises flushes and compactions.
+    /// Serialises flushes, compactions and retention.
     maintenance: Mutex<()>,
     /// Retired part files, deleted once no query can still be about to open them.
     trash: Mutex<Vec<(PathBuf, Instant)>>,
 }
 
-/// How long a retired part file stays on disk for queries that already planned with it.
-const TRASH_GRACE: Duration = Duration::from_secs(60);
-
 impl Store {
-    /// Opens (creating if needed) the store in `dir`, cleaning crash leftovers and
-    /// replaying the WAL.
+    /// Opens (creating if needed) the store in `dir`, cleaning crash leftovers, converting
+    /// parts of the first format and replaying the WAL.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
         fs::create_dir_all(dir.join("parts"))?;
         let meta = Metadata::open(&dir.join("meta"))?;
-        let parts = load_catalog(&meta, &dir.join("parts"))?;
+        let (parts, legacy) = load_catalog(&meta, &dir.join("parts"))?;
         let flushed_upto = parts
             .iter()
             .map(|p| p.wal_upto)
+            .chain(legacy.iter().map(|(_, upto)| *upto))
             .max()
             .unwrap_or(0)
             .max(read_flushed_upto(&meta)?);
@@ -193,7 +261,7 @@ impl Store {
             head.append(&rows);
             Ok(())
         })?;
-        let wal = Wal::open(&dir.join("wal"))?;
+        let wal = Wal::open_with(&dir.join("wal"), options.io.clone())?;
         tracing::info!(
             parts = parts.len(),
             replayed_records = replayed,
@@ -201,8 +269,10 @@ impl Store {
             "store opened"
         );
         let head_started = (head.rows() > 0).then(Instant::now);
-        Ok(Store {
+        let store = Store {
             dir: dir.to_path_buf(),
+            policy: options.policy(),
+            io: options.io.clone(),
             options,
             meta,
             writable: Mutex::new(Writable {
@@ -216,7 +286,27 @@ impl Store {
             }),
             maintenance: Mutex::new(()),
             trash: Mutex::default(),
-        })
+        };
+        for (file, wal_upto) in legacy {
+            store.convert_legacy_part(&file, wal_upto)?;
+        }
+        Ok(store)
+    }
+
+    /// The compaction policy in force (levels, caps).
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The timestamps (unix ms, inclusive) a profile may carry at `now`: at most
+    /// [`MAX_FUTURE`] ahead, and not older than the retention (any past time when zero).
+    pub fn time_bounds(&self, now: i64) -> (i64, i64) {
+        let oldest = if self.options.retention.is_zero() {
+            i64::MIN
+        } else {
+            now.saturating_sub(self.options.retention.as_millis() as i64)
+        };
+        (oldest, now.saturating_add(MAX_FUTURE.as_millis() as i64))
     }
 
     /// Makes a write durable (WAL synced), then visible. Returns once acknowledged.
@@ -233,135 +323,230 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the head is due for a flush (by size or age).
+    /// Whether the head is due for a flush (by size or age), or a failed one for a retry.
     pub fn flush_due(&self) -> bool {
-        let w = self.writable.lock().expect("writable lock");
-        w.head.rows() >= self.options.flush_rows
-            || w.head_started
-                .is_some_and(|t| t.elapsed() >= self.options.flush_age)
+        let due = {
+            let w = self.writable.lock().expect("writable lock");
+            w.head.rows() >= self.options.flush_rows
+                || w.head_started
+                    .is_some_and(|t| t.elapsed() >= self.options.flush_age)
+        };
+        due || !self.view.read().expect("view lock").frozen.is_empty()
     }
 
-    /// Writes the head into a new Parquet part, then forgets the WAL segments it covers.
-    pub fn flush(&self) -> Result<Option<PartMeta>, StoreError> {
+    /// Writes the head (and any head a failed flush left) into Parquet parts, then forgets
+    /// the WAL segments they cover. Returns the new parts.
+    pub fn flush(&self) -> Result<Vec<PartMeta>, StoreError> {
         let _maintenance = self.maintenance.lock().expect("maintenance lock");
         self.flush_locked()
     }
 
-    /// Flushes if due and no other flush or compaction is running; never waits.
-    pub fn flush_if_due(&self) -> Result<Option<PartMeta>, StoreError> {
+    /// Flushes if due and no other maintenance is running; never waits.
+    pub fn flush_if_due(&self) -> Result<Vec<PartMeta>, StoreError> {
         let Ok(_maintenance) = self.maintenance.try_lock() else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         if !self.flush_due() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         self.flush_locked()
     }
 
-    fn flush_locked(&self) -> Result<Option<PartMeta>, StoreError> {
-        let (frozen, wal_upto) = {
-            let mut w = self.writable.lock().expect("writable lock");
-            if w.head.rows() == 0 {
-                return Ok(None);
-            }
-            let wal_upto = w.wal.rotate()?;
-            let frozen = Arc::new(w.head.take());
-            w.head_started = None;
-            self.view
-                .write()
-                .expect("view lock")
-                .frozen
-                .push(frozen.clone());
-            (frozen, wal_upto)
-        };
-        let part = self.write_part(&frozen.types, wal_upto)?;
-        // Metadata the WAL carried must be durable before the WAL goes.
-        self.meta.flush()?;
+    fn flush_locked(&self) -> Result<Vec<PartMeta>, StoreError> {
+        // A head that cannot be frozen (its WAL cannot rotate) stays the head; frozen heads
+        // of earlier failed flushes are still retried.
+        let frozen_now = self.freeze_head();
+        let pending = self.view.read().expect("view lock").frozen.clone();
+        let mut written = Vec::new();
+        for frozen in &pending {
+            written.extend(self.flush_frozen(frozen)?);
+        }
+        frozen_now?;
+        Ok(written)
+    }
+
+    /// Moves the head into the view's frozen heads, rotating the WAL.
+    fn freeze_head(&self) -> Result<(), StoreError> {
+        let mut w = self.writable.lock().expect("writable lock");
+        if w.head.rows() == 0 {
+            return Ok(());
+        }
+        let wal_upto = w.wal.rotate()?;
+        let head = Arc::new(w.head.take());
+        w.head_started = None;
+        self.view
+            .write()
+            .expect("view lock")
+            .frozen
+            .push(Frozen { head, wal_upto });
+        Ok(())
+    }
+
+    /// Writes one frozen head into parts (one per type and window) and catalogues them
+    /// with its WAL mark in one batch; on failure nothing is catalogued and it stays frozen.
+    fn flush_frozen(&self, frozen: &Frozen) -> Result<Vec<PartMeta>, StoreError> {
+        let mut parts = Vec::new();
+        let written = self
+            .write_head_parts(frozen, &mut parts)
+            .and_then(|()| self.swap_catalog(&parts, &[], Some(frozen.wal_upto)));
+        if let Err(err) = written {
+            self.discard(&parts);
+            return Err(err);
+        }
         {
             let mut view = self.view.write().expect("view lock");
-            view.frozen.retain(|f| !Arc::ptr_eq(f, &frozen));
-            view.parts.push(part.clone());
+            view.frozen.retain(|f| !Arc::ptr_eq(&f.head, &frozen.head));
+            view.parts.extend(parts.iter().cloned());
         }
-        self.writable
+        // Metadata the WAL carried must be durable before the WAL goes.
+        self.meta.flush()?;
+        let removed = self
+            .writable
             .lock()
             .expect("writable lock")
             .wal
-            .remove_upto(wal_upto)?;
-        tracing::info!(file = %part.file, rows = part.rows, bytes = part.bytes, "flushed head to parquet");
-        Ok(Some(part))
-    }
-
-    /// Writes a part file (temp name, sync, rename, sync dir) and records it in the catalog.
-    fn write_part(
-        &self,
-        data: &table::TypedBatches,
-        wal_upto: u64,
-    ) -> Result<PartMeta, StoreError> {
-        let parts_dir = self.dir.join("parts");
-        let name = format!("{:020}-{:016x}{PART_SUFFIX}", now_ms(), rand_u64());
-        let tmp = parts_dir.join(format!("{name}{TMP_SUFFIX}"));
-        let (rows, min_ts, max_ts, types) = table::write_part(&tmp, data)?;
-        let final_path = parts_dir.join(&name);
-        fs::rename(&tmp, &final_path)?;
-        fs::File::open(&parts_dir)?.sync_all()?;
-        let bytes = fs::metadata(&final_path)?.len();
-        let part = PartMeta {
-            file: name,
-            min_ts,
-            max_ts,
-            rows,
-            bytes,
-            types,
-            wal_upto,
-        };
-        let catalog = self.meta.tree(TreeId::Catalog);
-        catalog.insert(part.file.as_bytes(), part.encode())?;
-        write_flushed_upto(&self.meta, wal_upto)?;
-        Ok(part)
-    }
-
-    /// Merges small parts into one (oldest first). Returns the new part, if any.
-    pub fn compact(&self) -> Result<Option<PartMeta>, StoreError> {
-        let _maintenance = self.maintenance.lock().expect("maintenance lock");
-        let mut small: Vec<PartMeta> = {
-            let view = self.view.read().expect("view lock");
-            view.parts
-                .iter()
-                .filter(|p| p.bytes < self.options.compact_below_bytes)
-                .cloned()
-                .collect()
-        };
-        if small.len() < self.options.compact_min_parts.max(2) {
-            return Ok(None);
+            .remove_upto(frozen.wal_upto);
+        if let Err(err) = removed {
+            tracing::warn!(%err, "could not delete flushed write-ahead-log segments; a later flush retries");
         }
-        small.sort_by_key(|p| p.min_ts);
-        let mut merged = table::TypedBatches::new();
-        for part in &small {
-            for (t, batches) in table::read_part(&self.part_path(&part.file))? {
-                merged.entry(t).or_default().extend(batches);
+        let rows: u64 = parts.iter().map(|p| p.rows).sum();
+        tracing::info!(parts = parts.len(), rows, "flushed head to parquet");
+        Ok(parts)
+    }
+
+    fn write_head_parts(&self, frozen: &Frozen, out: &mut Vec<PartMeta>) -> Result<(), StoreError> {
+        let len = self.policy.block_window();
+        for (profile_type, batches) in &frozen.head.types {
+            for (window, batch) in part::split_by_window(batches, len)? {
+                out.push(
+                    self.write_part(profile_type, window, frozen.wal_upto, |mut w| {
+                        w.write(&batch)?;
+                        w.finish()
+                    })?,
+                );
             }
         }
-        let wal_upto = small.iter().map(|p| p.wal_upto).max().unwrap_or(0);
-        let new_part = self.write_part(&merged, wal_upto)?;
-        self.retire_parts(&small, Some(new_part.clone()))?;
-        tracing::info!(merged = small.len(), file = %new_part.file, rows = new_part.rows, "compacted parts");
-        Ok(Some(new_part))
+        Ok(())
     }
 
-    /// Deletes whole parts whose newest sample is older than the retention.
-    pub fn enforce_retention(&self) -> Result<usize, StoreError> {
-        if self.options.retention.is_zero() {
-            return Ok(0);
+    /// Writes a part file (temp name, sync, rename, sync dir) with `fill`; not catalogued.
+    fn write_part(
+        &self,
+        profile_type: &str,
+        window: Window,
+        wal_upto: u64,
+        fill: impl FnOnce(PartWriter) -> Result<PartStats, StoreError>,
+    ) -> Result<PartMeta, StoreError> {
+        let parts_dir = self.dir.join("parts");
+        let name = format!(
+            "{:020}-{}-{:016x}{PART_SUFFIX}",
+            window.start,
+            window.len,
+            rand_u64()
+        );
+        let tmp = parts_dir.join(format!("{name}{TMP_SUFFIX}"));
+        let final_path = parts_dir.join(&name);
+        let written = PartWriter::create(&tmp, &self.io, profile_type, window)
+            .and_then(fill)
+            .and_then(|stats| {
+                self.io.rename(&tmp, &final_path)?;
+                self.io.sync_dir(&parts_dir)?;
+                Ok(stats)
+            });
+        let stats = match written {
+            Ok(stats) => stats,
+            Err(err) => {
+                let _ = fs::remove_file(&tmp);
+                let _ = fs::remove_file(&final_path);
+                return Err(err);
+            }
+        };
+        Ok(PartMeta {
+            file: name,
+            profile_type: profile_type.to_owned(),
+            window,
+            min_ts: stats.min_ts,
+            max_ts: stats.max_ts,
+            rows: stats.rows,
+            bytes: fs::metadata(&final_path)?.len(),
+            wal_upto,
+        })
+    }
+
+    /// Deletes files of parts that were written but never catalogued.
+    fn discard(&self, parts: &[PartMeta]) {
+        for part in parts {
+            let _ = fs::remove_file(self.part_path(&part.file));
         }
+    }
+
+    /// One atomic catalog change: `added` in, `removed` out, and the WAL mark raised.
+    fn swap_catalog(
+        &self,
+        added: &[PartMeta],
+        removed: &[PartMeta],
+        wal_upto: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for part in added {
+            batch.insert(part.file.as_bytes(), part.encode());
+        }
+        for part in removed {
+            batch.remove(part.file.as_bytes());
+        }
+        if let Some(seq) = wal_upto.filter(|&s| s > read_flushed_upto(&self.meta).unwrap_or(0)) {
+            batch.insert(FLUSHED_UPTO_KEY, &seq.to_be_bytes());
+        }
+        self.meta.tree(TreeId::Catalog).apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Carries out the merges the compaction policy finds due. Returns how many ran; every
+    /// merge runs even when another fails (the first error is returned).
+    pub fn compact(&self) -> Result<usize, StoreError> {
         let _maintenance = self.maintenance.lock().expect("maintenance lock");
-        let cutoff = now_ms() - self.options.retention.as_millis() as i64;
-        let expired: Vec<PartMeta> = {
+        let plans = {
             let view = self.view.read().expect("view lock");
-            view.parts
-                .iter()
-                .filter(|p| p.max_ts < cutoff)
-                .cloned()
-                .collect()
+            compactor::plan(&view.parts, &self.policy, now_ms())
+        };
+        let (mut done, mut first_err) = (0, None);
+        for plan in plans {
+            match self.merge(&plan) {
+                Ok(()) => done += 1,
+                Err(err) => {
+                    tracing::error!(%err, profile_type = %plan.profile_type, window_start = plan.window.start, "compaction failed");
+                    first_err.get_or_insert(err);
+                }
+            }
+        }
+        first_err.map_or(Ok(done), Err)
+    }
+
+    /// One merge: the inputs' rows streamed into a new part, swapped in atomically.
+    fn merge(&self, plan: &Plan) -> Result<(), StoreError> {
+        let paths: Vec<PathBuf> = plan
+            .inputs
+            .iter()
+            .map(|p| self.part_path(&p.file))
+            .collect();
+        let wal_upto = plan.inputs.iter().map(|p| p.wal_upto).max().unwrap_or(0);
+        let new_part = self.write_part(&plan.profile_type, plan.window, wal_upto, |w| {
+            part::merge_parts(&paths, w)
+        })?;
+        if let Err(err) = self.retire_parts(&plan.inputs, Some(new_part.clone())) {
+            self.discard(std::slice::from_ref(&new_part));
+            return Err(err);
+        }
+        tracing::info!(merged = plan.inputs.len(), file = %new_part.file, rows = new_part.rows, window_len = plan.window.len, "compacted parts");
+        Ok(())
+    }
+
+    /// Deletes whole parts whose window ended longer ago than the retention.
+    pub fn enforce_retention(&self) -> Result<usize, StoreError> {
+        let _maintenance = self.maintenance.lock().expect("maintenance lock");
+        let expired = {
+            let view = self.view.read().expect("view lock");
+            compactor::expired(&view.parts, self.options.retention, now_ms())
         };
         if !expired.is_empty() {
             self.retire_parts(&expired, None)?;
@@ -370,42 +555,93 @@ impl Store {
         Ok(expired.len())
     }
 
-    /// Removes parts from catalog and view (adding `replacement`), then deletes their files.
+    /// Removes parts from catalog and view (adding `replacement`) in one catalog batch,
+    /// then queues their files for deletion.
     fn retire_parts(
         &self,
         old: &[PartMeta],
         replacement: Option<PartMeta>,
     ) -> Result<(), StoreError> {
-        let catalog = self.meta.tree(TreeId::Catalog);
-        let mut batch = sled::Batch::default();
-        for part in old {
-            batch.remove(part.file.as_bytes());
-        }
-        catalog.apply_batch(batch)?;
-        self.meta.flush()?;
+        let added: Vec<PartMeta> = replacement.into_iter().collect();
+        self.swap_catalog(&added, old, None)?;
         {
             let mut view = self.view.write().expect("view lock");
             view.parts.retain(|p| !old.iter().any(|o| o.file == p.file));
-            view.parts.extend(replacement);
+            view.parts.extend(added);
         }
+        // Queued even if the flush below fails: the trash flushes again before deleting.
         let mut trash = self.trash.lock().expect("trash lock");
         trash.extend(
             old.iter()
                 .map(|p| (self.part_path(&p.file), Instant::now())),
         );
+        drop(trash);
+        self.meta.flush()?;
         Ok(())
     }
 
-    /// Deletes retired part files whose grace period is over (all of them when `all`).
-    fn empty_trash(&self, all: bool) {
+    /// Deletes retired part files whose grace period is over (all of them when `all`);
+    /// a file that cannot be deleted stays queued. Nothing is deleted before the catalog
+    /// change that retired it is durable.
+    fn empty_trash(&self, all: bool) -> Result<(), StoreError> {
         let mut trash = self.trash.lock().expect("trash lock");
+        if trash.is_empty() {
+            return Ok(());
+        }
+        self.meta.flush()?;
+        let mut first_err = None;
         trash.retain(|(path, since)| {
-            let due = all || since.elapsed() >= TRASH_GRACE;
-            if due {
-                let _ = fs::remove_file(path);
+            if !all && since.elapsed() < self.options.trash_grace {
+                return true;
             }
-            !due
+            match self.io.remove_file(path) {
+                Ok(()) => false,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+                Err(err) => {
+                    first_err.get_or_insert(err);
+                    true
+                }
+            }
         });
+        first_err.map_or(Ok(()), |e| Err(e.into()))
+    }
+
+    /// Rewrites a part of the first format (every type in one file) into parts of the
+    /// current one, swapped in atomically.
+    fn convert_legacy_part(&self, file: &str, wal_upto: u64) -> Result<(), StoreError> {
+        let path = self.part_path(file);
+        let mut parts = Vec::new();
+        let len = self.policy.block_window();
+        let converted = (|| {
+            for (profile_type, batches) in part::read_legacy_part(&path)? {
+                for (window, batch) in part::split_by_window(&batches, len)? {
+                    parts.push(self.write_part(&profile_type, window, wal_upto, |mut w| {
+                        w.write(&batch)?;
+                        w.finish()
+                    })?);
+                }
+            }
+            let mut batch = sled::Batch::default();
+            for p in &parts {
+                batch.insert(p.file.as_bytes(), p.encode());
+            }
+            batch.remove(file.as_bytes());
+            self.meta.tree(TreeId::Catalog).apply_batch(batch)?;
+            self.meta.flush()?;
+            Ok::<_, StoreError>(())
+        })();
+        if let Err(err) = converted {
+            self.discard(&parts);
+            return Err(err);
+        }
+        tracing::info!(
+            file,
+            parts = parts.len(),
+            "converted a part of the first format"
+        );
+        self.view.write().expect("view lock").parts.extend(parts);
+        let _ = fs::remove_file(&path);
+        Ok(())
     }
 
     fn part_path(&self, file: &str) -> PathBuf {
@@ -421,6 +657,7 @@ impl Store {
         for frozen in &view.frozen {
             batches.extend(
                 frozen
+                    .head
                     .types
                     .get(profile_type)
                     .into_iter()
@@ -441,6 +678,11 @@ impl Store {
         }
     }
 
+    /// The catalogued parts (tests, tools).
+    pub fn parts(&self) -> Vec<PartMeta> {
+        self.view.read().expect("view lock").parts.clone()
+    }
+
     /// Profile types with samples in `[start, end]` (unix ms).
     pub fn profile_types_in(&self, start: i64, end: i64) -> Vec<String> {
         let mut types = std::collections::BTreeSet::new();
@@ -458,10 +700,10 @@ impl Store {
             .iter()
             .filter(|p| p.max_ts >= start && p.min_ts <= end)
         {
-            types.extend(part.types.iter().cloned());
+            types.insert(part.profile_type.clone());
         }
         for frozen in &view.frozen {
-            types.extend(frozen.types.keys().cloned());
+            types.extend(frozen.head.types.keys().cloned());
         }
         types.into_iter().collect()
     }
@@ -482,33 +724,57 @@ impl Store {
         }
     }
 
-    /// Runs flush (when due), compaction and retention; called periodically.
+    /// Runs retention, flush (when due), compaction and the trash, each on its own: a step
+    /// that fails is logged and the others still run. Returns the first error.
     pub fn maintain(&self) -> Result<(), StoreError> {
+        let mut first_err = None;
+        let mut step = |name: &str, result: Result<(), StoreError>| {
+            if let Err(err) = result {
+                tracing::error!(step = name, %err, "store maintenance step failed");
+                first_err.get_or_insert(err);
+            }
+        };
+        step("retention", self.enforce_retention().map(drop));
         if self.flush_due() {
-            self.flush()?;
+            step("flush", self.flush().map(drop));
         }
-        self.compact()?;
-        self.enforce_retention()?;
-        self.empty_trash(false);
-        Ok(())
+        step("compaction", self.compact().map(drop));
+        step("trash", self.empty_trash(false));
+        first_err.map_or(Ok(()), Err)
     }
 }
 
-/// Reads the catalog, deleting temp files and files the catalog does not list, and
-/// dropping catalog entries whose file is gone.
-fn load_catalog(meta: &Metadata, parts_dir: &Path) -> Result<Vec<PartMeta>, StoreError> {
+/// Parts of the current format, and (file, wal_upto) of parts of the first format.
+type Catalog = (Vec<PartMeta>, Vec<(String, u64)>);
+
+/// Reads the catalog: parts of the current format, and (file, wal_upto) of parts of the
+/// first format to convert. Deletes temp files and files the catalog does not list, and
+/// drops catalog entries whose file is gone.
+fn load_catalog(meta: &Metadata, parts_dir: &Path) -> Result<Catalog, StoreError> {
     let catalog = meta.tree(TreeId::Catalog);
-    let mut parts = Vec::new();
+    let (mut parts, mut legacy) = (Vec::new(), Vec::new());
     for item in catalog.iter() {
-        let (_, value) = item?;
-        let part = PartMeta::decode(&value)
-            .ok_or_else(|| StoreError::Corrupt("undecodable catalog entry".into()))?;
-        if parts_dir.join(&part.file).is_file() {
-            parts.push(part);
-        } else {
-            tracing::error!(file = %part.file, "a catalogued part is missing; dropping it from the catalog");
-            catalog.remove(part.file.as_bytes())?;
+        let (key, value) = item?;
+        if key.first() == Some(&0) {
+            continue; // a marker such as FLUSHED_UPTO_KEY
         }
+        let (file, entry) = match PartMeta::decode(&value) {
+            Some(part) => (part.file.clone(), Some(part)),
+            None => match part::decode_legacy(&value) {
+                Some((file, upto)) => {
+                    legacy.push((file.clone(), upto));
+                    (file, None)
+                }
+                None => return Err(StoreError::Corrupt("undecodable catalog entry".into())),
+            },
+        };
+        if !parts_dir.join(&file).is_file() {
+            tracing::error!(file = %file, "a catalogued part is missing; dropping it from the catalog");
+            catalog.remove(&key)?;
+            legacy.retain(|(f, _)| *f != file);
+            continue;
+        }
+        parts.extend(entry);
     }
     for entry in fs::read_dir(parts_dir)? {
         let path = entry?.path();
@@ -517,33 +783,32 @@ fn load_catalog(meta: &Metadata, parts_dir: &Path) -> Result<Vec<PartMeta>, Stor
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
-        let listed = parts.iter().any(|p| p.file == name);
+        let listed = parts.iter().any(|p| p.file == name) || legacy.iter().any(|(f, _)| *f == name);
         if !listed {
             tracing::warn!(file = %name, "removing a part file left by an interrupted flush or compaction");
             fs::remove_file(&path)?;
         }
     }
-    parts.sort_by_key(|p| p.min_ts);
-    Ok(parts)
+    parts.sort_by_key(|p| (p.window, p.min_ts));
+    Ok((parts, legacy))
 }
 
-const FLUSHED_UPTO_KEY: &[u8] = b"wal_flushed_upto";
+/// The catalog key of the last WAL segment whose rows are in catalogued parts; it starts
+/// with 0 so it is never a file name. Kept in the catalog tree so that a flush's parts and
+/// its mark are one atomic batch.
+const FLUSHED_UPTO_KEY: &[u8] = b"\0wal_flushed_upto";
+/// Where the first format kept that mark.
+const LEGACY_FLUSHED_UPTO_KEY: &[u8] = b"wal_flushed_upto";
 
 fn read_flushed_upto(meta: &Metadata) -> Result<u64, StoreError> {
-    let value = meta.tree(TreeId::State).get(FLUSHED_UPTO_KEY)?;
-    Ok(value
-        .and_then(|v| v.as_ref().try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0))
-}
-
-fn write_flushed_upto(meta: &Metadata, seq: u64) -> Result<(), StoreError> {
-    let state = meta.tree(TreeId::State);
-    let current = read_flushed_upto(meta)?;
-    if seq > current {
-        state.insert(FLUSHED_UPTO_KEY, &seq.to_be_bytes())?;
-    }
-    Ok(())
+    let decode = |v: Option<sled::IVec>| {
+        v.and_then(|v| v.as_ref().try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+    };
+    let current = decode(meta.tree(TreeId::Catalog).get(FLUSHED_UPTO_KEY)?);
+    let legacy = decode(meta.tree(TreeId::State).get(LEGACY_FLUSHED_UPTO_KEY)?);
+    Ok(current.max(legacy))
 }
 
 /// Unix time in milliseconds.

@@ -1,30 +1,18 @@
-//! The sample table's columns: the Arrow schema of a row, the in-memory head (per profile
-//! type, appended column by column and sealed into Arrow batches), and immutable Parquet
-//! parts sorted by (profile type, series, timestamp), zstd-compressed, dictionary-encoded,
-//! with row-group and page statistics for pruning.
+//! The sample table's columns: the Arrow schema of a row and the in-memory head (per
+//! profile type, appended column by column and sealed into Arrow batches). The immutable
+//! Parquet parts the head is flushed into are in [`super::part`].
 
 use std::{
     collections::BTreeMap,
-    fs::File,
-    path::Path,
     sync::{Arc, LazyLock},
 };
 
 use arrow::{
-    array::{ArrayRef, Int64Array, RecordBatch, StringArray},
-    compute::{SortColumn, concat_batches, lexsort_to_indices, take_record_batch},
+    array::{ArrayRef, Int64Array, RecordBatch},
     datatypes::{DataType, Field, Schema, SchemaRef},
 };
-use parquet::{
-    arrow::ArrowWriter,
-    basic::{Compression, ZstdLevel},
-    file::properties::{EnabledStatistics, WriterProperties},
-};
 
-use super::{
-    StoreError,
-    codec::{Reader, Writer},
-};
+use super::codec::{Reader, Writer};
 
 /// Column names, shared with the query engine.
 pub mod col {
@@ -37,9 +25,10 @@ pub mod col {
     pub const PERIOD: &str = "period";
 }
 
-/// Schema of the Parquet parts: one row per (sample, sample type). `timestamp` is unix ms,
-/// `duration` is the profile's duration in ns (0 for snapshots), `period` its period.
-pub static PART_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+/// Schema of the parts of the first format (one file for all types, with a type column).
+/// `timestamp` is unix ms, `duration` the profile's duration in ns (0 for snapshots),
+/// `period` its period.
+pub static LEGACY_PART_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(vec![
         Field::new(col::PROFILE_TYPE, DataType::Utf8, false),
         // Ids are u64 hashes stored bit-cast as Int64: Parquet keeps UInt64 as physical INT64
@@ -53,9 +42,10 @@ pub static PART_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// Schema of head batches: the part schema without `profile_type` (the head is keyed by it).
+/// Schema of head batches and of Parquet parts: one row per (sample, sample type), without
+/// the profile type (the head is keyed by it, and each part file holds one type).
 pub static HEAD_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let fields: Vec<Field> = PART_SCHEMA
+    let fields: Vec<Field> = LEGACY_PART_SCHEMA
         .fields()
         .iter()
         .skip(1)
@@ -114,7 +104,7 @@ impl Columns {
     }
 
     /// Moves the rows into an Arrow batch of [`HEAD_SCHEMA`].
-    fn into_batch(self) -> RecordBatch {
+    pub(crate) fn into_batch(self) -> RecordBatch {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from_iter_values(
                 self.series.iter().map(|&v| v as i64),
@@ -162,6 +152,9 @@ impl Columns {
 
 /// Rows keyed by profile type id.
 pub type RowsByType = BTreeMap<String, Columns>;
+
+/// Per-type batches of [`HEAD_SCHEMA`].
+pub type TypedBatches = BTreeMap<String, Vec<RecordBatch>>;
 
 /// Rows of one type are sealed into an Arrow batch once this many accumulate.
 const SEAL_ROWS: usize = 64 * 1024;
@@ -267,161 +260,6 @@ impl FrozenHead {
     }
 }
 
-/// What the catalog knows about one Parquet part.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PartMeta {
-    /// File name inside the parts folder.
-    pub file: String,
-    pub min_ts: i64,
-    pub max_ts: i64,
-    pub rows: u64,
-    pub bytes: u64,
-    /// Profile types present, sorted.
-    pub types: Vec<String>,
-    /// The last WAL segment whose rows this part (or an earlier one) holds.
-    pub wal_upto: u64,
-}
-
-impl PartMeta {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::default();
-        w.str(&self.file);
-        w.svarint(self.min_ts);
-        w.svarint(self.max_ts);
-        w.varint(self.rows);
-        w.varint(self.bytes);
-        w.varint(self.types.len() as u64);
-        for t in &self.types {
-            w.str(t);
-        }
-        w.varint(self.wal_upto);
-        w.buf
-    }
-
-    pub(crate) fn decode(bytes: &[u8]) -> Option<PartMeta> {
-        let mut r = Reader::new(bytes);
-        let file = r.str()?.to_owned();
-        let (min_ts, max_ts, rows, bytes) = (r.svarint()?, r.svarint()?, r.varint()?, r.varint()?);
-        let n = r.varint()?;
-        let types = (0..n)
-            .map(|_| r.str().map(str::to_owned))
-            .collect::<Option<Vec<_>>>()?;
-        Some(PartMeta {
-            file,
-            min_ts,
-            max_ts,
-            rows,
-            bytes,
-            types,
-            wal_upto: r.varint()?,
-        })
-    }
-
-    /// Whether this part may hold rows of `profile_type` in `[start, end]`.
-    pub fn overlaps(&self, profile_type: &str, start: i64, end: i64) -> bool {
-        self.max_ts >= start
-            && self.min_ts <= end
-            && self
-                .types
-                .binary_search_by(|t| t.as_str().cmp(profile_type))
-                .is_ok()
-    }
-}
-
-/// Rows per Parquet row group: small enough for statistics to prune by series and time.
-const ROW_GROUP_ROWS: usize = 128 * 1024;
-
-fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(
-            ZstdLevel::try_new(3).expect("valid zstd level"),
-        ))
-        .set_dictionary_enabled(true)
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
-}
-
-/// Per-type batches of [`HEAD_SCHEMA`] (or part batches without their type column).
-pub type TypedBatches = BTreeMap<String, Vec<RecordBatch>>;
-
-/// Writes rows into a new Parquet file at `path` (sorted, compressed) and syncs it.
-/// Returns (rows, min_ts, max_ts, types).
-pub fn write_part(
-    path: &Path,
-    data: &TypedBatches,
-) -> Result<(u64, i64, i64, Vec<String>), StoreError> {
-    let file = File::create(path)?;
-    let mut writer = ArrowWriter::try_new(file, PART_SCHEMA.clone(), Some(writer_properties()))?;
-    let (mut rows, mut min_ts, mut max_ts, mut types) = (0u64, i64::MAX, i64::MIN, Vec::new());
-    for (profile_type, batches) in data {
-        if batches.iter().all(|b| b.num_rows() == 0) {
-            continue;
-        }
-        let sorted = sort_by_series_and_time(&concat_batches(&HEAD_SCHEMA, batches)?)?;
-        let ts = sorted
-            .column(2)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("timestamp column");
-        min_ts = min_ts.min(arrow::compute::min(ts).unwrap_or(i64::MAX));
-        max_ts = max_ts.max(arrow::compute::max(ts).unwrap_or(i64::MIN));
-        rows += sorted.num_rows() as u64;
-        writer.write(&with_type_column(&sorted, profile_type)?)?;
-        types.push(profile_type.clone());
-    }
-    let file = writer.into_inner()?;
-    file.sync_all()?;
-    Ok((rows, min_ts, max_ts, types))
-}
-
-fn sort_by_series_and_time(batch: &RecordBatch) -> Result<RecordBatch, StoreError> {
-    let keys = [0usize, 2, 1].map(|i| SortColumn {
-        values: batch.column(i).clone(),
-        options: None,
-    });
-    let indices = lexsort_to_indices(&keys, None)?;
-    Ok(take_record_batch(batch, &indices)?)
-}
-
-fn with_type_column(batch: &RecordBatch, profile_type: &str) -> Result<RecordBatch, StoreError> {
-    let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec![
-        profile_type;
-        batch.num_rows()
-    ]))];
-    columns.extend(batch.columns().iter().cloned());
-    Ok(RecordBatch::try_new(PART_SCHEMA.clone(), columns)?)
-}
-
-/// Reads a whole part back as per-type batches of [`HEAD_SCHEMA`] (for compaction).
-pub fn read_part(path: &Path) -> Result<TypedBatches, StoreError> {
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?
-            .build()?;
-    let mut out = TypedBatches::new();
-    for batch in reader {
-        let batch = batch?;
-        let types = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| StoreError::Corrupt("profile_type column".into()))?;
-        let mut start = 0;
-        while start < batch.num_rows() {
-            let t = types.value(start);
-            let mut end = start + 1;
-            while end < batch.num_rows() && types.value(end) == t {
-                end += 1;
-            }
-            let slice = batch.slice(start, end - start);
-            let head = RecordBatch::try_new(HEAD_SCHEMA.clone(), slice.columns()[1..].to_vec())?;
-            out.entry(t.to_owned()).or_default().push(head);
-            start = end;
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,52 +272,5 @@ mod tests {
         let mut w = Writer::default();
         c.encode(&mut w);
         assert_eq!(Columns::decode(&mut Reader::new(&w.buf)), Some(c));
-    }
-
-    #[test]
-    fn parts_are_sorted_and_read_back_by_type() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut head = Head::default();
-        let mut rows = RowsByType::new();
-        let mut cpu = Columns::default();
-        cpu.push(2, 10, 200, 1, 0, 1);
-        cpu.push(1, 11, 300, 2, 0, 1);
-        cpu.push(1, 12, 100, 3, 0, 1);
-        rows.insert("cpu".into(), cpu);
-        let mut mem = Columns::default();
-        mem.push(9, 9, 50, 7, 0, 1);
-        rows.insert("mem".into(), mem);
-        head.append(&rows);
-        assert_eq!(head.rows(), 4);
-        let frozen = head.take();
-        assert_eq!(head.rows(), 0);
-        let path = dir.path().join("p.parquet");
-        let (n, lo, hi, types) = write_part(&path, &frozen.types).unwrap();
-        assert_eq!((n, lo, hi), (4, 50, 300));
-        assert_eq!(types, vec!["cpu", "mem"]);
-        let back = read_part(&path).unwrap();
-        let cpu = concat_batches(&HEAD_SCHEMA, &back["cpu"]).unwrap();
-        let series = cpu.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
-        let ts = cpu.column(2).as_any().downcast_ref::<Int64Array>().unwrap();
-        assert_eq!(series.values().to_vec(), vec![1, 1, 2]);
-        assert_eq!(ts.values().to_vec(), vec![100, 300, 200]);
-        assert_eq!(back["mem"][0].num_rows(), 1);
-    }
-
-    #[test]
-    fn part_meta_round_trips_and_prunes() {
-        let p = PartMeta {
-            file: "a.parquet".into(),
-            min_ts: 10,
-            max_ts: 20,
-            rows: 3,
-            bytes: 99,
-            types: vec!["a".into(), "c".into()],
-            wal_upto: 4,
-        };
-        assert_eq!(PartMeta::decode(&p.encode()), Some(p.clone()));
-        assert!(p.overlaps("a", 0, 10));
-        assert!(!p.overlaps("b", 0, 100));
-        assert!(!p.overlaps("c", 21, 30));
     }
 }

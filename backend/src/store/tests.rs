@@ -1,6 +1,8 @@
-//! Store tests: durability across reopen, flush, compaction, retention, crash leftovers.
+//! Store tests: durability across reopen, flush, compaction, retention, crash leftovers,
+//! and injected I/O faults.
 
 use super::*;
+use io::{EIO, ENOSPC, Faults, Op};
 use shared::labels::Labels;
 
 fn opts() -> StoreOptions {
@@ -31,10 +33,7 @@ fn batch(store: &Store, job: &str, ts: i64, n: u64) -> WriteBatch {
 
 fn total(store: &Store) -> (usize, i64) {
     let snap = store.snapshot(TYPE, i64::MIN, i64::MAX);
-    let from_parts = snap
-        .parts
-        .iter()
-        .flat_map(|p| table::read_part(p).unwrap().into_values().flatten());
+    let from_parts = snap.parts.iter().flat_map(|p| part::read_part(p).unwrap());
     snap.batches
         .into_iter()
         .chain(from_parts)
@@ -68,9 +67,17 @@ fn a_flush_moves_the_head_into_parquet_and_drops_the_wal() {
     let store = Store::open(dir.path(), opts()).unwrap();
     store.write(batch(&store, "api", 1_000, 10)).unwrap();
     store.write(batch(&store, "db", 2_000, 5)).unwrap();
-    let part = store.flush().unwrap().expect("a part");
-    assert_eq!(part.rows, 15);
-    assert_eq!((part.min_ts, part.max_ts), (1_000, 2_000));
+    let parts = store.flush().unwrap();
+    assert_eq!(parts.len(), 1, "one type, one window");
+    assert_eq!(parts[0].rows, 15);
+    assert_eq!((parts[0].min_ts, parts[0].max_ts), (1_000, 2_000));
+    assert_eq!(
+        parts[0].window,
+        Window {
+            start: 0,
+            len: 7_200_000
+        }
+    );
     assert_eq!(total(&store), (15, 55 + 15));
     assert!(store.snapshot(TYPE, 0, 10_000).batches.is_empty());
     assert!(
@@ -91,8 +98,9 @@ fn compaction_merges_parts_and_keeps_every_row() {
         store.flush().unwrap();
     }
     assert_eq!(store.sizes().parts, 3);
-    store.compact().unwrap().expect("compacted");
+    assert_eq!(store.compact().unwrap(), 1, "one window, one merge");
     assert_eq!(store.sizes().parts, 1);
+    assert_eq!(store.compact().unwrap(), 0, "a single part is left alone");
     assert_eq!(total(&store), (12, 30));
     let files = || fs::read_dir(dir.path().join("parts")).unwrap().count();
     assert_eq!(
@@ -100,7 +108,7 @@ fn compaction_merges_parts_and_keeps_every_row() {
         4,
         "old parts wait for queries that may have planned with them"
     );
-    store.empty_trash(true);
+    store.empty_trash(true).unwrap();
     assert_eq!(files(), 1, "then they are deleted");
 }
 
@@ -164,4 +172,292 @@ fn target_records_survive_a_reopen_and_can_be_deleted() {
     assert!(store.meta.delete_target("a").unwrap());
     assert!(!store.meta.delete_target("a").unwrap());
     assert_eq!(store.meta.targets().unwrap().len(), 1);
+}
+
+/// A store whose file operations go through `faults`.
+fn faulty(dir: &Path, faults: &Arc<Faults>, options: StoreOptions) -> Store {
+    let options = StoreOptions {
+        io: Io::with_faults(faults.clone()),
+        ..options
+    };
+    Store::open(dir, options).unwrap()
+}
+
+fn wal_segments(dir: &Path) -> usize {
+    fs::read_dir(dir.join("wal")).unwrap().count()
+}
+
+#[test]
+fn a_flush_splits_rows_by_type_and_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            block_window: Duration::from_secs(10),
+            retention: Duration::ZERO,
+            ..opts()
+        },
+    )
+    .unwrap();
+    store.write(batch(&store, "api", 1_000, 3)).unwrap();
+    store.write(batch(&store, "api", 25_000, 2)).unwrap();
+    let mut other = batch(&store, "db", 12_000, 1);
+    let rows = other.rows.remove(TYPE).unwrap();
+    other
+        .rows
+        .insert("memory:inuse_space:bytes:space:bytes".into(), rows);
+    store.write(other).unwrap();
+    let mut parts = store.flush().unwrap();
+    parts.sort_by_key(|p| (p.window, p.profile_type.clone()));
+    let summary: Vec<(i64, &str, u64)> = parts
+        .iter()
+        .map(|p| (p.window.start, p.profile_type.as_str(), p.rows))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (0, TYPE, 3),
+            (10_000, "memory:inuse_space:bytes:space:bytes", 1),
+            (20_000, TYPE, 2)
+        ]
+    );
+    assert_eq!(
+        store.snapshot(TYPE, 0, 5_000).parts.len(),
+        1,
+        "pruned by window and type"
+    );
+}
+
+#[test]
+fn a_failed_flush_keeps_its_rows_durable_and_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    {
+        let store = faulty(dir.path(), &faults, opts());
+        store.write(batch(&store, "api", 1_000, 10)).unwrap();
+        faults.fail(Op::Write, 1, u64::MAX, ENOSPC);
+        let err = store.flush().unwrap_err();
+        assert!(err.is_disk_full(), "{err}");
+        assert_eq!(total(&store), (10, 55), "the frozen head is still queried");
+        assert!(store.flush_due(), "a retry is due");
+        faults.clear();
+        // A later write and flush: the failed head must not be dropped with its WAL.
+        store.write(batch(&store, "db", 2_000, 4)).unwrap();
+        faults.fail(Op::Rename, 1, 1, EIO);
+        assert!(store.flush().is_err());
+        assert_eq!(total(&store), (14, 65));
+        let parts_dir = dir.path().join("parts");
+        assert_eq!(
+            fs::read_dir(&parts_dir).unwrap().count(),
+            0,
+            "no stray files"
+        );
+        // Dropped without a successful flush: only the WAL has the rows.
+    }
+    let store = faulty(dir.path(), &faults, opts());
+    assert_eq!(total(&store), (14, 65), "replayed from the kept WAL");
+    assert!(!store.flush().unwrap().is_empty());
+    assert_eq!(total(&store), (14, 65));
+    assert_eq!(wal_segments(dir.path()), 1, "flushed segments deleted");
+    drop(store);
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(total(&store), (14, 65), "nothing replayed twice");
+}
+
+#[test]
+fn frozen_heads_of_failed_flushes_are_flushed_in_order_once_the_disk_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let store = faulty(dir.path(), &faults, opts());
+    faults.fail(Op::Sync, 1, u64::MAX, ENOSPC);
+    store.write(batch(&store, "api", 1_000, 3)).unwrap_err();
+    faults.clear();
+    store.write(batch(&store, "api", 1_000, 3)).unwrap();
+    // Part files cannot be created; WAL appends still work.
+    faults.fail(Op::Create, 1, u64::MAX, ENOSPC);
+    assert!(store.flush().is_err());
+    store.write(batch(&store, "api", 2_000, 2)).unwrap();
+    assert!(store.flush().is_err());
+    assert_eq!(total(&store), (5, 6 + 3));
+    faults.clear();
+    store.maintain().unwrap();
+    assert_eq!(total(&store), (5, 9));
+    assert!(
+        store.snapshot(TYPE, 0, 10_000).batches.is_empty(),
+        "all in parquet"
+    );
+    drop(store);
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(total(&store), (5, 9));
+}
+
+#[test]
+fn a_failed_wal_append_is_refused_and_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    {
+        let store = faulty(dir.path(), &faults, opts());
+        store.write(batch(&store, "api", 1_000, 2)).unwrap();
+        faults.fail(Op::Sync, 1, 1, ENOSPC);
+        let err = store.write(batch(&store, "api", 2_000, 5)).unwrap_err();
+        assert!(err.is_disk_full());
+        assert_eq!(total(&store), (2, 3), "a refused write is not visible");
+        faults.fail(Op::Write, 1, 1, EIO);
+        faults.fail(Op::Truncate, 1, 1, EIO);
+        assert!(store.write(batch(&store, "api", 3_000, 5)).is_err());
+        store.write(batch(&store, "api", 4_000, 1)).unwrap();
+    }
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(total(&store), (3, 4), "acknowledged rows only, none lost");
+}
+
+#[test]
+fn a_failed_compaction_changes_nothing_and_succeeds_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let store = faulty(dir.path(), &faults, opts());
+    for i in 0..3 {
+        store.write(batch(&store, "api", 1_000 * i, 4)).unwrap();
+        store.flush().unwrap();
+    }
+    for op in [Op::Write, Op::Sync, Op::Rename, Op::Create] {
+        faults.fail(op, 1, 1, ENOSPC);
+        assert!(store.compact().is_err(), "{op:?}");
+        assert_eq!(store.sizes().parts, 3);
+        assert_eq!(total(&store), (12, 30));
+        assert_eq!(fs::read_dir(dir.path().join("parts")).unwrap().count(), 3);
+    }
+    assert_eq!(store.compact().unwrap(), 1);
+    assert_eq!(total(&store), (12, 30));
+    drop(store);
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(total(&store), (12, 30), "counted once after a reopen");
+    assert_eq!(store.sizes().parts, 1);
+}
+
+#[test]
+fn maintenance_steps_run_on_their_own_when_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let options = StoreOptions {
+        retention: Duration::from_secs(3600),
+        flush_rows: 1,
+        ..opts()
+    };
+    let store = faulty(dir.path(), &faults, options.clone());
+    store
+        .write(batch(&store, "old", now_ms() - 7_200_000, 3))
+        .unwrap();
+    store.flush().unwrap();
+    store.write(batch(&store, "new", now_ms(), 2)).unwrap();
+    // The disk is full: the flush fails, retention still deletes, the trash waits.
+    faults.fail(Op::Write, 1, u64::MAX, ENOSPC);
+    faults.fail(Op::Remove, 1, u64::MAX, ENOSPC);
+    assert!(store.maintain().is_err());
+    assert_eq!(store.sizes().parts, 0, "the expired part left the catalog");
+    assert_eq!(total(&store), (2, 3), "the new rows are still there");
+    assert!(store.empty_trash(true).is_err());
+    assert_eq!(fs::read_dir(dir.path().join("parts")).unwrap().count(), 1);
+    faults.clear();
+    store.empty_trash(true).unwrap();
+    store.maintain().unwrap();
+    assert_eq!(store.sizes().parts, 1);
+    assert_eq!(fs::read_dir(dir.path().join("parts")).unwrap().count(), 1);
+    drop(store);
+    let store = Store::open(dir.path(), options).unwrap();
+    assert_eq!(total(&store), (2, 3));
+}
+
+#[test]
+fn time_bounds_follow_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            retention: Duration::from_secs(60),
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(store.time_bounds(100_000), (40_000, 3_700_000));
+    drop(store);
+    let store = Store::open(
+        dir.path(),
+        StoreOptions {
+            retention: Duration::ZERO,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(store.time_bounds(100_000).0, i64::MIN);
+}
+
+#[test]
+fn parts_of_the_first_format_are_converted_on_open() {
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path(), opts()).unwrap();
+        // A part as the first format wrote it: both types in one file, a type column.
+        let file = "00000000000000000001-0000000000000001.parquet";
+        let path = dir.path().join("parts").join(file);
+        let n = 4;
+        let col = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
+        let types: Vec<&str> = vec!["a", "a", "b", TYPE];
+        let batch = RecordBatch::try_new(
+            table::LEGACY_PART_SCHEMA.clone(),
+            vec![
+                Arc::new(StringArray::from(types)),
+                col(vec![1; n]),
+                col(vec![2; n]),
+                col(vec![1_000, 2_000, 3_000, 7_300_000]),
+                col(vec![1, 2, 3, 4]),
+                col(vec![0; n]),
+                col(vec![1; n]),
+            ],
+        )
+        .unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(
+            fs::File::create(&path).unwrap(),
+            table::LEGACY_PART_SCHEMA.clone(),
+            None,
+        )
+        .unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let mut entry = codec::Writer::default();
+        entry.str(file);
+        entry.svarint(1_000);
+        entry.svarint(7_300_000);
+        entry.varint(4);
+        entry.varint(100);
+        entry.varint(3);
+        for t in ["a", "b", TYPE] {
+            entry.str(t);
+        }
+        entry.varint(0);
+        store
+            .meta
+            .tree(TreeId::Catalog)
+            .insert(file.as_bytes(), entry.buf)
+            .unwrap();
+        store.meta.flush().unwrap();
+    }
+    let store = Store::open(dir.path(), opts()).unwrap();
+    let mut parts: Vec<(String, i64, u64)> = store
+        .parts()
+        .iter()
+        .map(|p| (p.profile_type.clone(), p.window.start, p.rows))
+        .collect();
+    parts.sort();
+    assert_eq!(
+        parts,
+        vec![
+            ("a".into(), 0, 2),
+            ("b".into(), 0, 1),
+            (TYPE.into(), 7_200_000, 1)
+        ]
+    );
+    assert_eq!(total(&store), (1, 4));
+    assert_eq!(fs::read_dir(dir.path().join("parts")).unwrap().count(), 3);
 }

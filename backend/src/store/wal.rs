@@ -1,12 +1,19 @@
 //! The write-ahead log: numbered segment files of length- and CRC-framed records, each
 //! synced to disk before a write is acknowledged. A flush of the head into Parquet rotates
 //! to a new segment; segments the catalog says are in Parquet are deleted.
+//!
+//! An append that fails (a full disk, a failing `fsync`) is rolled back: the segment is
+//! truncated to its last good frame. When even that fails the log stops taking writes until
+//! a later append manages the rollback, so no acknowledged frame ever follows a torn one.
+//! Replay never cuts a file: it skips a bad frame and resynchronises on the next intact one.
 
 use std::{
     fs::{self, File, OpenOptions},
-    io::{self, Read as _, Seek as _, SeekFrom, Write as _},
+    io::{self, Read as _, Seek as _, SeekFrom},
     path::{Path, PathBuf},
 };
+
+use super::io::Io;
 
 /// Frame header: payload length (u32 LE) then CRC32 of the payload (u32 LE).
 const HEADER: usize = 8;
@@ -19,12 +26,21 @@ pub struct Wal {
     dir: PathBuf,
     file: File,
     seq: u64,
+    /// Length of the current segment up to its last good frame.
     bytes: u64,
+    /// A failed append could not be rolled back: the tail may hold a torn frame.
+    torn: bool,
+    io: Io,
 }
 
 impl Wal {
     /// Opens the log in `dir`, starting a new segment after every existing one.
     pub fn open(dir: &Path) -> io::Result<Wal> {
+        Wal::open_with(dir, Io::default())
+    }
+
+    /// [`Wal::open`] with file operations through `io`.
+    pub fn open_with(dir: &Path, io: Io) -> io::Result<Wal> {
         fs::create_dir_all(dir)?;
         let next = segments(dir)?.last().map_or(1, |(seq, _)| seq + 1);
         let file = create_segment(dir, next)?;
@@ -33,6 +49,8 @@ impl Wal {
             file,
             seq: next,
             bytes: 0,
+            torn: false,
+            io,
         })
     }
 
@@ -46,21 +64,51 @@ impl Wal {
         self.bytes
     }
 
-    /// Appends one record and syncs it to disk.
+    /// Appends one record and syncs it to disk. On failure the segment is rolled back to
+    /// its last good frame (or, if that fails too, the log refuses appends until a later
+    /// call manages the rollback).
     pub fn append(&mut self, payload: &[u8]) -> io::Result<()> {
+        if self.torn {
+            self.roll_back()?;
+        }
         let mut frame = Vec::with_capacity(HEADER + payload.len());
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
         frame.extend_from_slice(payload);
-        self.file.write_all(&frame)?;
-        self.file.sync_data()?;
+        let written = self
+            .io
+            .write_all(&mut self.file, &frame)
+            .and_then(|()| self.io.sync_data(&self.file));
+        if let Err(err) = written {
+            self.torn = true;
+            if let Err(rollback) = self.roll_back() {
+                tracing::error!(%err, %rollback, "a failed write-ahead-log append could not be rolled back; refusing writes until it can");
+            }
+            return Err(err);
+        }
         self.bytes += frame.len() as u64;
+        Ok(())
+    }
+
+    /// Whether the log refuses appends (a failed append is not rolled back yet).
+    pub fn is_torn(&self) -> bool {
+        self.torn
+    }
+
+    /// Truncates the segment to its last good frame and syncs it.
+    fn roll_back(&mut self) -> io::Result<()> {
+        self.io.set_len(&self.file, self.bytes)?;
+        self.io.sync_all(&self.file)?;
+        self.torn = false;
         Ok(())
     }
 
     /// Starts a new segment; returns the sequence number of the one just closed.
     pub fn rotate(&mut self) -> io::Result<u64> {
-        self.file.sync_all()?;
+        if self.torn {
+            self.roll_back()?;
+        }
+        self.io.sync_all(&self.file)?;
         let closed = self.seq;
         self.file = create_segment(&self.dir, closed + 1)?;
         self.seq = closed + 1;
@@ -72,7 +120,7 @@ impl Wal {
     pub fn remove_upto(&self, seq: u64) -> io::Result<()> {
         for (s, path) in segments(&self.dir)? {
             if s <= seq && s != self.seq {
-                fs::remove_file(path)?;
+                self.io.remove_file(&path)?;
             }
         }
         Ok(())
@@ -90,8 +138,8 @@ impl Wal {
 }
 
 /// Reads every record of the segments after `after_seq`, in order, calling `apply` on each.
-/// A torn or corrupt tail (a crash mid-append: never acknowledged) is cut off the file.
-/// Returns the number of records replayed.
+/// Bytes that do not frame an intact record (a torn append: never acknowledged) are
+/// skipped up to the next intact frame; no file is changed. Returns the records replayed.
 pub fn replay(
     dir: &Path,
     after_seq: u64,
@@ -116,20 +164,27 @@ fn replay_segment(
 ) -> io::Result<usize> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
-    let mut offset = 0;
-    let mut count = 0;
-    while let Some(payload) = next_record(&data[offset..]) {
-        apply(payload)?;
-        offset += HEADER + payload.len();
-        count += 1;
-    }
-    if offset < data.len() {
-        tracing::warn!(segment = %path.display(), offset, dropped = data.len() - offset, "cutting a torn write-ahead-log tail");
-        let file = OpenOptions::new().write(true).open(path)?;
-        file.set_len(offset as u64)?;
-        file.sync_all()?;
+    let (mut offset, mut count) = (0, 0);
+    while offset < data.len() {
+        if let Some(payload) = next_record(&data[offset..]) {
+            apply(payload)?;
+            offset += HEADER + payload.len();
+            count += 1;
+            continue;
+        }
+        let skipped = resync(&data[offset..]);
+        tracing::warn!(segment = %path.display(), offset, skipped, "skipping bytes of the write-ahead log that hold no intact record (a torn append)");
+        offset += skipped;
     }
     Ok(count)
+}
+
+/// How many bytes of `data` (which does not start with an intact frame) to skip to reach
+/// the next intact frame, or its whole length when there is none.
+fn resync(data: &[u8]) -> usize {
+    (1..data.len())
+        .find(|&i| next_record(&data[i..]).is_some())
+        .unwrap_or(data.len())
 }
 
 /// The payload of the frame at the start of `data`, if it is whole and intact.
@@ -137,7 +192,7 @@ fn next_record(data: &[u8]) -> Option<&[u8]> {
     let header = data.get(..HEADER)?;
     let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
-    if len > MAX_RECORD {
+    if len > MAX_RECORD || len == 0 {
         return None;
     }
     let payload = data.get(HEADER..HEADER + len)?;
@@ -215,7 +270,7 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_tail_is_cut_and_earlier_records_survive() {
+    fn a_torn_tail_is_skipped_and_never_cut() {
         let dir = tempfile::tempdir().unwrap();
         let mut wal = Wal::open(dir.path()).unwrap();
         wal.append(b"kept").unwrap();
@@ -230,7 +285,64 @@ mod tests {
             .set_len(len - 3)
             .unwrap();
         assert_eq!(read_all(dir.path(), 0), vec![b"kept".to_vec()]);
-        assert_eq!(fs::metadata(&path).unwrap().len(), (HEADER + 4) as u64);
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            len - 3,
+            "replay changes no file"
+        );
+    }
+
+    #[test]
+    fn records_after_a_torn_frame_are_still_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path()).unwrap();
+        wal.append(b"first").unwrap();
+        // Half a frame, as a crash mid-append leaves it, then a good frame after it.
+        let mut torn = Vec::new();
+        torn.extend_from_slice(&100u32.to_le_bytes());
+        torn.extend_from_slice(&7u32.to_le_bytes());
+        torn.extend_from_slice(b"partial");
+        wal.io.write_all(&mut wal.file, &torn).unwrap();
+        wal.bytes += torn.len() as u64;
+        wal.append(b"after").unwrap();
+        drop(wal);
+        assert_eq!(
+            read_all(dir.path(), 0),
+            vec![b"first".to_vec(), b"after".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_failed_append_is_rolled_back_to_the_last_good_frame() {
+        use crate::store::io::{ENOSPC, Faults, Op};
+        let dir = tempfile::tempdir().unwrap();
+        let faults = std::sync::Arc::new(Faults::default());
+        let mut wal = Wal::open_with(dir.path(), Io::with_faults(faults.clone())).unwrap();
+        wal.append(b"acknowledged").unwrap();
+        // The write lands but its fsync fails: the frame must not survive.
+        faults.fail(Op::Sync, 1, 1, ENOSPC);
+        assert!(wal.append(b"refused-1").is_err());
+        assert!(!wal.is_torn());
+        // The write fails and so does the rollback: the log refuses writes...
+        faults.fail(Op::Sync, 1, 1, ENOSPC);
+        faults.fail(Op::Truncate, 1, 1, ENOSPC);
+        assert!(wal.append(b"refused-2").is_err());
+        assert!(wal.is_torn());
+        faults.fail(Op::Truncate, 1, 1, ENOSPC);
+        assert!(wal.append(b"refused-3").is_err(), "still cannot roll back");
+        // ...until the disk works again.
+        wal.append(b"later").unwrap();
+        let path = segment_path(dir.path(), wal.current_seq());
+        drop(wal);
+        assert_eq!(
+            read_all(dir.path(), 0),
+            vec![b"acknowledged".to_vec(), b"later".to_vec()]
+        );
+        assert_eq!(
+            fs::metadata(&path).unwrap().len(),
+            (2 * HEADER + 12 + 5) as u64,
+            "no refused byte stays"
+        );
     }
 
     #[test]

@@ -1,0 +1,192 @@
+//! The storage engine end to end: retention on a small store with short block windows,
+//! SIGKILL during flushes and compactions (totals compared with `==`), and profiles dated
+//! outside the allowed window.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use crate::{
+    harness::{Cinder, Http},
+    ingest::{ALL_TIME, cpu_profile, top},
+};
+
+const CPU_SAMPLES: &str = "cpu:samples:count:cpu:nanoseconds:delta";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Bytes of the Parquet parts and WAL segments under the data dir.
+fn sample_bytes(data_dir: &Path) -> u64 {
+    ["parts", "wal"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(data_dir.join(d)).ok())
+        .flatten()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn push(http: &Http, server: &Cinder, job: &str, time_ms: i64, value: i64) -> u16 {
+    let url = format!("{}/api/v1/ingest?__name__=cpu&job={job}", server.url());
+    http.post(
+        &url,
+        cpu_profile(time_ms, &[(&["main.work", "main.main"], value)]),
+    )
+    .status
+}
+
+/// Total of the profile at `time_ms` (0 when there is none).
+fn single_total(http: &Http, server: &Cinder, job: &str, time_ms: i64) -> i64 {
+    let query = format!("{CPU_SAMPLES}{{job=\"{job}\"}}");
+    let answer = top(http, server, &query, &format!("mode=single&time={time_ms}"));
+    answer["total"].as_i64().unwrap_or(0)
+}
+
+fn merged_total(http: &Http, server: &Cinder, job: &str) -> i64 {
+    let query = format!("{CPU_SAMPLES}{{job=\"{job}\"}}");
+    top(http, server, &query, ALL_TIME)["total"]
+        .as_i64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn retention_deletes_old_blocks_and_the_disk_stops_growing() {
+    let server = Cinder::start(&[
+        "--retention",
+        "12s",
+        "--block-window",
+        "1s",
+        "--head-flush-rows",
+        "10",
+        "--head-flush-age",
+        "1s",
+        "--maintain-interval",
+        "1s",
+        "--trash-grace",
+        "1s",
+    ]);
+    let http = Http::new();
+    let first = now_ms();
+    assert_eq!(push(&http, &server, "ret", first, 3), 200);
+    assert_eq!(single_total(&http, &server, "ret", first), 3);
+    // One push every 100 ms for 40 s: after ~14 s (retention + window + a maintenance
+    // tick) the oldest data must be gone, and the sample bytes must level off.
+    let start = Instant::now();
+    let mut sizes: Vec<(u64, u64)> = Vec::new();
+    while start.elapsed() < Duration::from_secs(40) {
+        assert_eq!(push(&http, &server, "ret", now_ms(), 1), 200);
+        std::thread::sleep(Duration::from_millis(100));
+        sizes.push((start.elapsed().as_secs(), sample_bytes(&server.data_dir)));
+    }
+    assert_eq!(
+        single_total(&http, &server, "ret", first),
+        0,
+        "a profile 40 s old is gone under a 12 s retention"
+    );
+    let recent = merged_total(&http, &server, "ret");
+    assert!(
+        recent > 0 && recent < 200,
+        "only the last ~13 s remain: {recent}"
+    );
+    // Steady state: the last 10 s hold no more bytes than the 10 s before them (+25%).
+    let peak = |range: std::ops::Range<u64>| {
+        let of_range = sizes.iter().filter(|(s, _)| range.contains(s));
+        of_range.map(|&(_, bytes)| bytes).max().unwrap()
+    };
+    let (earlier, later) = (peak(20..30), peak(30..41));
+    assert!(
+        later as f64 <= earlier as f64 * 1.25,
+        "sample bytes keep growing: {earlier} then {later}"
+    );
+}
+
+#[test]
+fn a_sigkill_during_flushes_and_compactions_loses_and_doubles_nothing() {
+    let mut server = Cinder::start(&[
+        "--retention",
+        "0",
+        "--block-window",
+        "2s",
+        "--head-flush-rows",
+        "4",
+        "--head-flush-age",
+        "1s",
+        "--maintain-interval",
+        "1s",
+    ]);
+    let http = Http::new();
+    let base = now_ms() - 60_000;
+    let mut acknowledged = 0;
+    let mut pushed = 0i64;
+    for round in 0..5u64 {
+        // A burst of acknowledged profiles over many block windows, then a kill while the
+        // server flushes and compacts them (at a different moment each round).
+        for i in 0..40 {
+            let value = (pushed % 5) + 1;
+            let time_ms = base + pushed * 700;
+            assert_eq!(
+                push(&http, &server, "kill", time_ms, value),
+                200,
+                "round {round} push {i}"
+            );
+            acknowledged += value;
+            pushed += 1;
+        }
+        std::thread::sleep(Duration::from_millis(300 + 350 * round));
+        server.restart();
+        assert_eq!(
+            merged_total(&http, &server, "kill"),
+            acknowledged,
+            "after kill {round}: every acknowledged value exactly once"
+        );
+    }
+    // Let maintenance settle, then check once more after a last kill.
+    std::thread::sleep(Duration::from_secs(3));
+    server.restart();
+    assert_eq!(merged_total(&http, &server, "kill"), acknowledged);
+}
+
+#[test]
+fn profiles_dated_outside_the_allowed_window_are_refused() {
+    let server = Cinder::start(&["--retention", "1h"]);
+    let http = Http::new();
+    let url = format!("{}/api/v1/ingest?__name__=cpu&job=bounds", server.url());
+    for (what, time_ms) in [
+        ("2 h ahead", now_ms() + 2 * 3_600_000),
+        ("older than the retention", now_ms() - 2 * 3_600_000),
+    ] {
+        let resp = http.post(&url, cpu_profile(time_ms, &[(&["main.main"], 1)]));
+        assert_eq!(resp.status, 400, "{what}");
+        let body = resp.json();
+        assert_eq!(body["field"], "time_nanos", "{what}: {body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("allowed window"), "{what}: {detail}");
+    }
+    assert_eq!(push(&http, &server, "bounds", now_ms() - 60_000, 1), 200);
+    assert_eq!(
+        push(&http, &server, "bounds", now_ms() + 30 * 60_000, 1),
+        200
+    );
+    assert_eq!(
+        merged_total(&http, &server, "bounds"),
+        2,
+        "refused profiles stored nothing"
+    );
+
+    let keep_all = Cinder::start(&["--retention", "0"]);
+    assert_eq!(
+        push(&http, &keep_all, "bounds", 1_000_000, 1),
+        200,
+        "any past time"
+    );
+    assert_eq!(
+        push(&http, &keep_all, "bounds", now_ms() + 2 * 3_600_000, 1),
+        400
+    );
+}
