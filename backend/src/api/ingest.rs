@@ -100,3 +100,101 @@ impl From<IngestError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::{body::Body, http::Request};
+    use proto::{Function, Line, Location, Message as _, Profile, Sample, ValueType};
+    use tower::ServiceExt as _;
+
+    use crate::{
+        api::{AppState, router},
+        store::{
+            Store, StoreOptions,
+            io::{EIO, ENOSPC, Faults, Io, Op},
+        },
+    };
+
+    fn profile(value: i64) -> Vec<u8> {
+        let strings = ["", "samples", "count", "main.main"];
+        Profile {
+            sample_type: vec![ValueType { ty: 1, unit: 2 }],
+            sample: vec![Sample {
+                location_id: vec![1],
+                value: vec![value],
+                ..Default::default()
+            }],
+            location: vec![Location {
+                id: 1,
+                line: vec![Line {
+                    function_id: 1,
+                    line: 1,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            function: vec![Function {
+                id: 1,
+                name: 3,
+                ..Default::default()
+            }],
+            string_table: strings.map(|s| s.as_bytes().to_vec()).to_vec(),
+            time_nanos: crate::store::now_ms() * 1_000_000,
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    async fn post(app: &axum::Router, body: Vec<u8>) -> (u16, serde_json::Value) {
+        let request = Request::post("/api/v1/ingest?__name__=cpu&job=disk")
+            .body(Body::from(body))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn storage_faults_answer_507_or_503_and_ingest_works_again_afterwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Arc::new(Faults::default());
+        let options = StoreOptions {
+            io: Io::with_faults(faults.clone()),
+            ..StoreOptions::default()
+        };
+        let store = Arc::new(Store::open(dir.path(), options).unwrap());
+        let state = AppState::new();
+        state.set_store(store.clone());
+        let app = router(state);
+        faults.fail(Op::Sync, 1, u64::MAX, ENOSPC);
+        let (status, body) = post(&app, profile(5)).await;
+        assert_eq!(status, 507, "{body}");
+        assert_eq!(body["error"], "insufficient storage");
+        assert!(body["detail"].as_str().unwrap().contains("retry"));
+        faults.clear();
+        faults.fail(Op::Write, 1, 1, EIO);
+        let (status, body) = post(&app, profile(7)).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"], "storage unavailable");
+        let (status, body) = post(&app, profile(11)).await;
+        assert_eq!(status, 200, "{body}");
+        let types = store.meta.profile_types();
+        assert_eq!(types.len(), 1);
+        let snapshot = store.snapshot(&types[0], i64::MIN, i64::MAX);
+        let stored: i64 = snapshot
+            .batches
+            .iter()
+            .map(|b| {
+                let values = b.column(3).as_any();
+                let values = values.downcast_ref::<arrow::array::Int64Array>().unwrap();
+                values.values().iter().sum::<i64>()
+            })
+            .sum();
+        assert_eq!(stored, 11, "only the acknowledged profile is stored");
+    }
+}
