@@ -568,6 +568,72 @@ mod tests {
         assert_eq!(merged, expected);
     }
 
+    /// Peak RSS (KiB) since the last reset, and a reset for the next measurement.
+    fn peak_rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let peak = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        std::fs::write("/proc/self/clear_refs", "5").unwrap();
+        peak
+    }
+
+    /// Compaction memory, the first way (read every input, concatenate, sort, write) beside
+    /// the streaming merge, on the same inputs. Run alone: `cargo test -p backend --lib
+    /// compaction_peak_memory -- --ignored --nocapture` (`MERGE_BENCH_ROWS` rows per input).
+    #[test]
+    #[ignore = "a measurement, run on demand"]
+    fn compaction_peak_memory() {
+        let per_input: i64 = std::env::var("MERGE_BENCH_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(250_000);
+        let dir = tempfile::tempdir().unwrap();
+        let inputs: Vec<PathBuf> = (0..8)
+            .map(|p| {
+                let input: Vec<(u64, u64, i64)> = (0..per_input)
+                    .map(|i| {
+                        (
+                            (i * 7919 % 100) as u64,
+                            (i * 104_729 % 5000) as u64,
+                            p * per_input + i,
+                        )
+                    })
+                    .collect();
+                write(dir.path(), &format!("in{p}.parquet"), &rows(&input))
+            })
+            .collect();
+        let base = peak_rss_kib();
+        let _ = peak_rss_kib();
+        // Streaming first: memory freed by the other way stays in the allocator's pools.
+        let start = std::time::Instant::now();
+        let out = dir.path().join("new.parquet");
+        let w = PartWriter::create(&out, &Io::default(), "t", Window::of(0, 1000)).unwrap();
+        let stats = merge_parts(&inputs, w).unwrap();
+        let (new_peak, new_time) = (peak_rss_kib(), start.elapsed());
+        let start = std::time::Instant::now();
+        let all: Vec<RecordBatch> = inputs.iter().flat_map(|p| read_part(p).unwrap()).collect();
+        let sorted = sort_rows(&concat_batches(&HEAD_SCHEMA, &all).unwrap()).unwrap();
+        let out = dir.path().join("old.parquet");
+        let mut w = PartWriter::create(&out, &Io::default(), "t", Window::of(0, 1000)).unwrap();
+        w.write(&sorted).unwrap();
+        w.finish().unwrap();
+        drop((all, sorted));
+        let (old_peak, old_time) = (peak_rss_kib(), start.elapsed());
+        assert_eq!(stats.rows, 8 * per_input as u64);
+        println!(
+            "rows {}: process before {} MiB; load-concat-sort peak {} MiB in {:.2?}; streaming merge peak {} MiB in {:.2?}",
+            stats.rows,
+            base / 1024,
+            old_peak / 1024,
+            old_time,
+            new_peak / 1024,
+            new_time
+        );
+    }
+
     #[test]
     fn part_meta_round_trips_and_prunes() {
         let p = PartMeta {
