@@ -116,12 +116,23 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     tokio::spawn(reload_on_sighup(cli.config.clone(), manager.clone()));
     state.set_scrape(manager);
     state.set_store(store.clone());
-    tokio::spawn(maintain(store, cli.maintain_interval));
+    tokio::spawn(maintain(store.clone(), cli.maintain_interval));
     tracing::info!("storage opened; cinder is ready");
-    server
-        .await
-        .context("the HTTP server task failed")?
-        .context("serving HTTP")
+    let served = server.await.context("the HTTP server task failed")?;
+    flush_on_exit(store).await;
+    served.context("serving HTTP")
+}
+
+/// Flushes the head into Parquet before exiting (SIGTERM, Ctrl-C), so the next start
+/// replays nothing. A failure is logged: the WAL still holds every acknowledged row.
+async fn flush_on_exit(store: Arc<Store>) {
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(Ok(parts)) => tracing::info!(parts = parts.len(), "flushed the head before exiting"),
+        Ok(Err(err)) => {
+            tracing::error!(%err, "flushing the head before exiting failed; the WAL keeps the rows")
+        }
+        Err(err) => tracing::error!(%err, "the exit flush panicked; the WAL keeps the rows"),
+    }
 }
 
 async fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {

@@ -190,3 +190,42 @@ fn profiles_dated_outside_the_allowed_window_are_refused() {
         400
     );
 }
+
+#[test]
+fn sigterm_flushes_the_head_into_parquet_before_exiting() {
+    let mut server = Cinder::start(&[]);
+    let http = Http::new();
+    let time_ms = now_ms() - 1000;
+    assert_eq!(push(&http, &server, "term", time_ms, 9), 200);
+    let parquet_files = |dir: &Path| {
+        std::fs::read_dir(dir.join("parts"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
+            .count()
+    };
+    assert_eq!(
+        parquet_files(&server.data_dir),
+        0,
+        "the head is not flushed yet"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while parquet_files(&server.data_dir) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        parquet_files(&server.data_dir) > 0,
+        "SIGTERM flushed the head"
+    );
+    server.restart();
+    assert_eq!(
+        single_total(&http, &server, "term", time_ms),
+        9,
+        "and nothing twice"
+    );
+}
