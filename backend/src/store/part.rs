@@ -585,6 +585,7 @@ mod tests {
     /// compaction_peak_memory -- --ignored --nocapture` (`MERGE_BENCH_ROWS` rows per input).
     #[test]
     #[ignore = "a measurement, run on demand"]
+    #[allow(clippy::print_stdout, reason = "the measurement's report")]
     fn compaction_peak_memory() {
         let per_input: i64 = std::env::var("MERGE_BENCH_ROWS")
             .ok()
