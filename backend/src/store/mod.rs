@@ -237,7 +237,12 @@ pub struct Store {
     maintenance: Mutex<()>,
     /// Retired part files, deleted once no query can still be about to open them.
     trash: Mutex<Vec<(PathBuf, Instant)>>,
+    /// When the last flush failed: writers do not retry it before [`FLUSH_RETRY`] passed.
+    flush_failed_at: Mutex<Option<Instant>>,
 }
+
+/// How long after a failed flush writers leave the retry to periodic maintenance.
+const FLUSH_RETRY: Duration = Duration::from_secs(5);
 
 impl Store {
     /// Opens (creating if needed) the store in `dir`, cleaning crash leftovers, converting
@@ -286,6 +291,7 @@ impl Store {
             }),
             maintenance: Mutex::new(()),
             trash: Mutex::default(),
+            flush_failed_at: Mutex::default(),
         };
         for (file, wal_upto) in legacy {
             store.convert_legacy_part(&file, wal_upto)?;
@@ -341,18 +347,31 @@ impl Store {
         self.flush_locked()
     }
 
-    /// Flushes if due and no other maintenance is running; never waits.
+    /// Flushes if due and no other maintenance is running; never waits. After a failed
+    /// flush it waits [`FLUSH_RETRY`] before trying again (writers call it on every write).
     pub fn flush_if_due(&self) -> Result<Vec<PartMeta>, StoreError> {
         let Ok(_maintenance) = self.maintenance.try_lock() else {
             return Ok(Vec::new());
         };
-        if !self.flush_due() {
+        let failed_recently = self
+            .flush_failed_at
+            .lock()
+            .expect("flush failure lock")
+            .is_some_and(|at| at.elapsed() < FLUSH_RETRY);
+        if failed_recently || !self.flush_due() {
             return Ok(Vec::new());
         }
         self.flush_locked()
     }
 
     fn flush_locked(&self) -> Result<Vec<PartMeta>, StoreError> {
+        let flushed = self.flush_pending();
+        *self.flush_failed_at.lock().expect("flush failure lock") =
+            flushed.is_err().then(Instant::now);
+        flushed
+    }
+
+    fn flush_pending(&self) -> Result<Vec<PartMeta>, StoreError> {
         // A head that cannot be frozen (its WAL cannot rotate) stays the head; frozen heads
         // of earlier failed flushes are still retried.
         let frozen_now = self.freeze_head();
