@@ -17,6 +17,7 @@ use datafusion::{
     arrow::array::{Array, AsArray, RecordBatch},
     arrow::datatypes::Int64Type,
     error::DataFusionError,
+    execution::runtime_env::RuntimeEnvBuilder,
     functions_aggregate::expr_fn::{max, sum},
     prelude::{
         DataFrame, Expr, ParquetReadOptions, SessionConfig, SessionContext, col, in_list, lit,
@@ -79,11 +80,20 @@ pub struct ProfilePoint {
     pub period: i64,
 }
 
+/// Bytes of Parquet footers (and page indexes) kept between queries.
+pub const METADATA_CACHE_BYTES: usize = 32 << 20;
+
 /// The query engine's context, built once: plans run on as many partitions as there are
-/// cores. Nothing is registered in it (each query reads its own list of part files).
+/// cores, and Parquet metadata read by one query is cached (LRU, [`METADATA_CACHE_BYTES`])
+/// for the next (part files are immutable and never reuse a name). Nothing is registered
+/// in it: each query reads its own list of part files.
 static CONTEXT: LazyLock<SessionContext> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    SessionContext::new_with_config(SessionConfig::new().with_target_partitions(cores))
+    let runtime = RuntimeEnvBuilder::new()
+        .with_metadata_cache_limit(METADATA_CACHE_BYTES)
+        .build_arc()
+        .expect("a runtime without spilling or pools builds");
+    SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(cores), runtime)
 });
 
 fn context() -> &'static SessionContext {
@@ -542,6 +552,13 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(points.len(), 3);
+        use datafusion::execution::cache::Cache as _;
+        let cache = context()
+            .runtime_env()
+            .cache_manager
+            .get_file_metadata_cache();
+        assert_eq!(cache.cache_limit(), METADATA_CACHE_BYTES);
+        assert!(cache.len() > 0, "footers stay cached between queries");
     }
 
     #[tokio::test]
