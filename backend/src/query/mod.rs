@@ -552,13 +552,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(points.len(), 3);
-        use datafusion::execution::cache::Cache as _;
         let cache = context()
             .runtime_env()
             .cache_manager
             .get_file_metadata_cache();
         assert_eq!(cache.cache_limit(), METADATA_CACHE_BYTES);
-        assert!(cache.len() > 0, "footers stay cached between queries");
+        assert!(!cache.is_empty(), "footers stay cached between queries");
     }
 
     #[tokio::test]
