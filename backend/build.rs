@@ -1,9 +1,14 @@
 //! With the `embed-ui` feature, turns the trunk output folder named by `CINDER_UI_DIST`
 //! into a generated table of `include_bytes!` entries, so one file runs Cinder.
+//!
+//! It reruns only when this script, `CINDER_UI_DIST`, or a file of that folder (or the
+//! folder's list of files) changed: `cargo xtask` leaves unchanged UI files untouched, so
+//! a build with nothing new neither reruns this nor recompiles the backend.
 
 use std::{env, fmt::Write as _, fs, path::Path};
 
 fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=CINDER_UI_DIST");
     let out = Path::new(&env::var("OUT_DIR").expect("OUT_DIR")).join("embedded_ui.rs");
     let mut code = String::from(

@@ -37,12 +37,11 @@ use backend::{
     ingest::{DEFAULT_MAX_UNCOMPRESSED, IngestOptions, ingest},
     store::{Store, StoreOptions, StoreSizes},
 };
-use common::status_kib;
+use common::{corpus_dir, status_kib};
 use flate2::{Compression, read::MultiGzDecoder, write::GzEncoder};
 use proto::{Message as _, Profile};
 use shared::labels::Labels;
 
-const PPROF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/pprof");
 /// Where the "fsync ≈ free" variant keeps its store.
 const TMPFS: &str = "/dev/shm";
 /// Each throughput variant repeats the whole set until at least this long.
@@ -57,7 +56,8 @@ const HOUR_PROFILES: [&str; 2] = ["pyroscope__go.cpu.labels.pprof", "gdu__defaul
 const MB: f64 = 1e6;
 
 fn main() -> Result<()> {
-    let dir = Path::new(PPROF_DIR);
+    let dir = corpus_dir();
+    let dir = dir.as_path();
     if !dir.join("expected.json").is_file() {
         println!(
             "ingest bench: no real profiles at {} (expected.json missing); nothing measured.",
@@ -254,8 +254,9 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>> {
 fn print_corpus(corpus: &Corpus) {
     println!("Cinder ingest benchmark");
     println!(
-        "corpus: {} valid real profiles in {PPROF_DIR}: {:.3} MB as sent (gzip or raw), {:.3} MB uncompressed, {} pprof samples",
+        "corpus: {} valid real profiles in {}: {:.3} MB as sent (gzip or raw), {:.3} MB uncompressed, {} pprof samples",
         corpus.bodies.len(),
+        corpus_dir().display(),
         corpus.received() as f64 / MB,
         corpus.uncompressed() as f64 / MB,
         corpus.samples(),

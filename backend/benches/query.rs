@@ -5,7 +5,7 @@
 //! reports its own peak RSS):
 //!
 //! - **light**: a 10 s CPU profile captured once, at the start, from the Go target
-//!   (`shared/targets/go-pprof-target`, a few hundred samples with a `worker` label); when
+//!   (`tests/targets/go-pprof-target`, a few hundred samples with a `worker` label); when
 //!   Go or the target is missing, `pyroscope__go.cpu.labels.pprof` stands in (a note says so);
 //! - **heavy**: `gdu__default.pgo`, the 3,006-sample Go CPU profile of the shared set.
 //!
@@ -63,16 +63,16 @@ use backend::{
     store::{Store, StoreOptions},
     web::UiSource,
 };
-use common::status_kib;
+use common::{corpus_dir, status_kib};
 use flate2::{Compression, write::GzEncoder};
 use proto::{Message as _, Profile};
 use shared::{ipc, labels::Labels, view::encode};
 use tower::ServiceExt as _;
 
-const PPROF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/testdata/pprof");
+/// The project's Go scrape target.
 const GO_TARGET: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/targets/go-pprof-target/run.sh"
+    "/../tests/targets/go-pprof-target/run.sh"
 );
 /// Stands in for the Go target's profile when Go or the target is missing.
 const LIGHT_FALLBACK: &str = "pyroscope__go.cpu.labels.pprof";
@@ -95,7 +95,8 @@ const SPLIT_REPS: usize = 10;
 const GO_REPEAT_BELOW: Duration = Duration::from_secs(20);
 
 fn main() -> Result<()> {
-    let dir = Path::new(PPROF_DIR);
+    let dir = corpus_dir();
+    let dir = dir.as_path();
     if !dir.join(HEAVY).is_file() {
         println!(
             "query bench: no real profiles at {} ({HEAVY} missing); nothing measured.",

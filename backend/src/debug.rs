@@ -1,5 +1,11 @@
-//! Cinder's own CPU profile at `GET /debug/pprof/profile?seconds=N`, served like Go's
-//! `net/http/pprof` (a gzipped pprof body), so that Cinder can scrape itself.
+//! Cinder's own CPU profile at `GET /debug/pprof/profile?seconds=N` and its in-use heap at
+//! `GET /debug/pprof/heap`, served like Go's `net/http/pprof` (gzipped pprof bodies), so
+//! that Cinder can scrape itself.
+//!
+//! The heap profile is jemalloc's: the `cinder` binary allocates through jemalloc, built
+//! with its sampling profiler on (`.cargo/config.toml`), and `jemalloc_pprof` turns a dump
+//! into pprof (`inuse_space`/`bytes`), symbolized in process. A process that does not
+//! allocate through jemalloc answers [`HeapError::Unavailable`].
 //!
 //! Sampling uses pprof-rs (SIGPROF at 100 Hz, unwinding skipped inside libc, libgcc,
 //! pthread and the vDSO, where it could deadlock); the report is symbolized in-process
@@ -26,6 +32,41 @@ pub enum ProfileError {
     Busy,
     #[error("profiler: {0}")]
     Profiler(String),
+}
+
+/// Why no heap profile could be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum HeapError {
+    #[error(
+        "heap profiling is off: this process does not allocate through jemalloc with its profiler on"
+    )]
+    Unavailable,
+    #[error("heap profiler: {0}")]
+    Dump(String),
+}
+
+/// The in-use heap (jemalloc's sampled live allocations, scaled to bytes) as a gzipped
+/// pprof body with function names. Dumps one at a time.
+pub async fn heap_profile() -> Result<Vec<u8>, HeapError> {
+    let ctl = jemalloc_pprof::PROF_CTL
+        .as_ref()
+        .ok_or(HeapError::Unavailable)?;
+    let mut ctl = ctl.clone().lock_owned().await;
+    if !ctl.activated() {
+        return Err(HeapError::Unavailable);
+    }
+    tokio::task::spawn_blocking(move || ctl.dump_pprof())
+        .await
+        .map_err(|e| HeapError::Dump(e.to_string()))?
+        .map_err(|e| HeapError::Dump(format!("{e:#}")))
+}
+
+/// Loads this binary's symbol tables into the symbolizer both profilers share, so that the
+/// first profile does not pay for it (in a debug build that takes seconds, which made the
+/// first self-scrape of the CPU time out). Blocking; call it once, off the async threads.
+pub fn warm_symbolizer() {
+    let here = warm_symbolizer as fn() as usize as *mut std::ffi::c_void;
+    backtrace::resolve(here, |_| {});
 }
 
 /// Only one CPU profile can be recorded at a time (the profiler is process-wide).
@@ -214,6 +255,53 @@ fn to_profile(report: &pprof::Report) -> Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // This test binary allocates through jemalloc, as the `cinder` binary does.
+    #[global_allocator]
+    static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+    /// Keeps 64 MiB live in 1 MiB blocks (many sampled allocations at 512 KiB a sample).
+    #[inline(never)]
+    fn hold_a_lot_of_memory_for_the_heap_test() -> Vec<Vec<u8>> {
+        (0..64)
+            .map(|i| std::hint::black_box(vec![i as u8; 1 << 20]))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_heap_profile_names_the_function_holding_memory() {
+        let held = hold_a_lot_of_memory_for_the_heap_test();
+        let body = heap_profile().await.expect("a heap profile");
+        let profile = proto::read(&body, 64 << 20).unwrap();
+        let index = profile.index().expect("a valid profile");
+        let types: Vec<&str> = profile
+            .sample_type
+            .iter()
+            .map(|t| index.string(t.ty))
+            .collect();
+        assert_eq!(types, ["inuse_space"]);
+        let mut holding = 0;
+        for sample in &profile.sample {
+            let names = sample.location_id.iter().flat_map(|&id| {
+                let location = profile.location.iter().find(|l| l.id == id).unwrap();
+                location.line.iter().map(|line| {
+                    let f = profile.function.iter().find(|f| f.id == line.function_id);
+                    index.string(f.unwrap().name)
+                })
+            });
+            if names
+                .into_iter()
+                .any(|n| n.contains("hold_a_lot_of_memory_for_the_heap_test"))
+            {
+                holding += sample.value[0];
+            }
+        }
+        assert!(
+            holding > 32 << 20,
+            "only {holding} bytes under the holding function"
+        );
+        drop(held);
+    }
 
     #[test]
     fn rust_hashes_are_stripped_from_names() {

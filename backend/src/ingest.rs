@@ -1,7 +1,8 @@
 //! From a pprof body to stored rows: read (gzip or raw, size-limited), validate, and
 //! normalize as Parca does — one logical profile per sample type, named by the `__name__`
 //! label, each non-zero sample value a row (series, stack, value, timestamp, duration,
-//! period) — then hand the rows and any new metadata to the store in one durable write.
+//! period; a delta profile without any is one zero row with an empty stack) — then hand
+//! the rows and any new metadata to the store in one durable write.
 //!
 //! Labels: the series labels come from the caller (push parameters or the scraper). pprof
 //! *string* labels on a sample become labels of its rows too (their names sanitized as
@@ -226,6 +227,7 @@ struct Normalizer<'a> {
     locations: IdMap,
     types: Vec<String>,
     timestamp: i64,
+    delta: bool,
     duration: i64,
     period: i64,
     base_series: u64,
@@ -258,6 +260,7 @@ impl<'a> Normalizer<'a> {
             locations,
             types,
             timestamp,
+            delta,
             duration: profile.duration_nanos,
             period: profile.period,
             base_series,
@@ -289,6 +292,7 @@ impl<'a> Normalizer<'a> {
                 }
             }
         }
+        self.zero_rows_for_empty_types(&mut columns);
         for &(i, series) in &self.type_series {
             self.batch
                 .meta
@@ -314,6 +318,27 @@ impl<'a> Normalizer<'a> {
             }
         }
         (self.batch, summary)
+    }
+
+    /// A delta profile (CPU over an interval) that recorded nothing still says something:
+    /// zero over its duration. Each of its types without a row gets one zero-valued row
+    /// with an empty stack, so the type and its zero line appear.
+    fn zero_rows_for_empty_types(&mut self, columns: &mut [Columns]) {
+        if !self.delta || columns.is_empty() || columns.iter().any(|c| !c.is_empty()) {
+            return;
+        }
+        let stack = self.stack_of(&Sample::default());
+        for (i, cols) in columns.iter_mut().enumerate() {
+            cols.push(
+                self.base_series,
+                stack,
+                self.timestamp,
+                0,
+                self.duration,
+                self.period,
+            );
+            self.type_series.insert((i, self.base_series));
+        }
     }
 
     /// The stack id of a sample; stages the stack if it is new. No allocation per frame.
@@ -454,4 +479,51 @@ fn profile_types(index: &Index<'_>, name: &str, delta: bool) -> Vec<String> {
             .id()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::ValueType;
+
+    use super::*;
+    use crate::store::StoreOptions;
+
+    /// A CPU profile (two sample types) with no samples, as an idle process records.
+    fn empty_profile(duration_nanos: i64) -> Profile {
+        let strings = ["", "samples", "count", "cpu", "nanoseconds"];
+        Profile {
+            sample_type: vec![ValueType { ty: 1, unit: 2 }, ValueType { ty: 3, unit: 4 }],
+            string_table: strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            period_type: Some(ValueType { ty: 3, unit: 4 }),
+            period: 10_000_000,
+            time_nanos: 1_700_000_000_000_000_000,
+            duration_nanos,
+            ..Profile::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_delta_profile_is_one_zero_row_per_type_and_an_empty_snapshot_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let labels = Labels::from_iter([(NAME_LABEL.to_owned(), "process_cpu".to_owned())]);
+        let options = IngestOptions::now();
+
+        let cpu = ingest_profile(&store, &empty_profile(10_000_000_000), &labels, &options);
+        let types = cpu.unwrap().profile_types;
+        assert_eq!(types.len(), 2, "{types:?}");
+        assert!(
+            types.iter().all(|t| t.samples == 1 && t.total == 0),
+            "{types:?}"
+        );
+        assert!(
+            store
+                .meta
+                .profile_types()
+                .contains(&"process_cpu:samples:count:cpu:nanoseconds:delta".to_owned())
+        );
+
+        let snapshot = ingest_profile(&store, &empty_profile(0), &labels, &options).unwrap();
+        assert!(snapshot.profile_types.is_empty(), "{snapshot:?}");
+    }
 }

@@ -14,6 +14,10 @@ use backend::{
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
+// jemalloc, with its heap profiler on (see .cargo/config.toml): `/debug/pprof/heap`.
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -84,6 +88,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
     let local_addr = listener.local_addr()?;
+    tokio::task::spawn_blocking(backend::debug::warm_symbolizer);
     let metrics = Arc::new(Metrics::default());
     let state = AppState::new()
         .with_metrics(metrics.clone())
@@ -99,7 +104,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     );
     let store = open_store(&cli).await?;
     let jobs = config.unwrap_or_else(|| {
-        tracing::info!(target = %local_addr, "no --config: cinder scrapes its own CPU profile (job \"cinder\")");
+        tracing::info!(target = %local_addr, "no --config: cinder scrapes its own CPU and heap profiles (job \"cinder\")");
         let mut own = ScrapeConfig::self_scrape(local_addr);
         if let Some(token) = cli.api_token.clone().filter(|t| !t.is_empty()) {
             own.http.authorization = Some(("Bearer".into(), Secret::Inline(token)));

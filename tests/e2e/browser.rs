@@ -1,9 +1,14 @@
 //! A real headless Chromium driven through chromedriver, and the UI tests that use it.
 //! A failing test leaves a screenshot under `target/tmp/screenshots/`.
+//!
+//! chromedriver runs in a process group of its own, and Chromium (which it starts) in that
+//! group too; a drop guard kills the whole group, and any process still naming the test's
+//! profile folder, so no browser outlives its test, also when the test fails or panics.
 
 use std::{
     net::TcpListener,
-    path::PathBuf,
+    os::unix::process::CommandExt as _,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -31,8 +36,61 @@ const CHROMIUM_ARGS: &[&str] = &[
 /// A chromedriver process and one browser session; both end when dropped.
 pub struct Browser {
     pub client: Client,
-    driver: Child,
+    // Dropped before the profile folder: the processes go first.
+    _driver: ProcessGroup,
     _profile: tempfile::TempDir,
+}
+
+/// A process started in a new process group, and everything in that group: killed
+/// (SIGKILL) and reaped when dropped, also while a test panics. Processes that left the
+/// group but whose command line names `marker` (the browser's profile folder) go too.
+pub struct ProcessGroup {
+    child: Child,
+    marker: String,
+}
+
+impl ProcessGroup {
+    /// Spawns `cmd` as the leader of a new process group.
+    pub fn spawn(cmd: &mut Command, marker: &Path) -> std::io::Result<ProcessGroup> {
+        let child = cmd.process_group(0).spawn()?;
+        Ok(ProcessGroup {
+            child,
+            marker: marker.display().to_string(),
+        })
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in pids_naming(&self.marker) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Processes whose command line contains `marker`.
+pub fn pids_naming(marker: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .collect()
 }
 
 fn find_program(names: &[&str]) -> Option<PathBuf> {
@@ -49,13 +107,15 @@ impl Browser {
         let driver_bin = prerequisite("chromedriver", find_program(&["chromedriver"]))?;
         let chromium = prerequisite("chromium", find_program(&["chromium", "chromium-browser"]))?;
         let port = free_port();
-        let driver = Command::new(driver_bin)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn chromedriver");
         let profile = tempfile::tempdir().expect("profile dir");
+        let driver = ProcessGroup::spawn(
+            Command::new(driver_bin)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            profile.path(),
+        )
+        .expect("spawn chromedriver");
         let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let mut caps = serde_json::Map::new();
@@ -66,9 +126,14 @@ impl Browser {
         let client = connect(port, caps).await;
         Some(Browser {
             client,
-            driver,
+            _driver: driver,
             _profile: profile,
         })
+    }
+
+    /// The browser's profile folder (every Chromium process names it).
+    pub fn profile_dir(&self) -> &Path {
+        self._profile.path()
     }
 
     /// Opens `url` and waits until the element with `data-testid=testid` exists.
@@ -102,13 +167,6 @@ impl Browser {
             browser: self,
             name,
         }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
@@ -225,4 +283,146 @@ async fn the_shell_is_drawn_by_wasm_and_routes_reload_into_the_app() {
         .await;
     assert_ne!(before, after, "theme did not change");
     assert!(after == "dark" || after == "light", "theme is {after}");
+}
+
+/// Whether process `pid` is gone (or a zombie waiting to be reaped: it holds no memory).
+fn is_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z') || rest.starts_with('X')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panicking_test_leaves_no_browser_behind() {
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.client.goto("about:blank").await.expect("goto");
+    let marker = browser.profile_dir().display().to_string();
+    let pids = pids_naming(&marker);
+    assert!(
+        pids.len() >= 2,
+        "Chromium's processes name their profile folder: {pids:?}"
+    );
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _browser = browser;
+        panic!("a test failing while its browser runs (on purpose)");
+    }));
+    assert!(outcome.is_err());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive: Vec<u32> = pids.iter().copied().filter(|&p| !is_gone(p)).collect();
+        if alive.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running after the guard: {alive:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The one-file binary (UI embedded) that `cargo xtask test` builds with the `ci` profile
+/// and names in `CINDER_E2E_ONE_FILE_BIN`.
+fn one_file_bin() -> Option<PathBuf> {
+    let bin = PathBuf::from(std::env::var_os("CINDER_E2E_ONE_FILE_BIN")?);
+    bin.is_file().then_some(bin)
+}
+
+/// Cinder's own function names: its library (`backend::…`) and binary (`cinder::…`),
+/// also as the implementing type of a trait method (`<backend::… as …>::…`).
+fn is_cinder_function(name: &str) -> bool {
+    let name = name.trim_start_matches('<');
+    name.starts_with("backend::") || name.starts_with("cinder::")
+}
+
+/// The functions of the top table that the flame graph draws.
+async fn drawn_functions(browser: &Browser) -> Vec<String> {
+    let names = browser
+        .eval(
+            "return [...document.querySelectorAll('[data-testid=top-table] tbody tr td:first-child')]\
+             .map(td => td.textContent)\
+             .filter(n => window.__cinderFlame && window.__cinderFlame.locate(n) !== null)",
+        )
+        .await;
+    let mut names: Vec<String> = names
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The README's promise, as a newcomer meets it: the one-file binary started in an empty
+/// folder with no flag but `--listen` profiles itself, and Explore draws a flame graph of
+/// Cinder's own functions within 20 s. This is also the one-file binary's smoke test.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_one_file_binary_shows_its_own_flame_graph_within_20_s() {
+    let Some(bin) = prerequisite(
+        "the one-file binary (CINDER_E2E_ONE_FILE_BIN)",
+        one_file_bin(),
+    ) else {
+        return;
+    };
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let _shot = browser.screenshot_on_panic("one-file");
+    let empty = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let started = Instant::now();
+    let _cinder = ProcessGroup::spawn(
+        Command::new(&bin)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .current_dir(empty.path())
+            .env_remove("CINDER_LOG_LEVEL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit()),
+        empty.path(),
+    )
+    .expect("start the one-file binary");
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut opened = false;
+    while !opened && started.elapsed() < Duration::from_secs(10) {
+        opened = browser.client.goto(&url).await.is_ok()
+            && browser
+                .eval("return !!document.querySelector('[data-testid=page-explore]')")
+                .await
+                == true;
+        if !opened {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    assert!(opened, "the embedded UI did not open within 10 s");
+    let mut own = Vec::new();
+    while started.elapsed() < Duration::from_secs(20) {
+        own = drawn_functions(&browser).await;
+        own.retain(|n| is_cinder_function(n));
+        if own.len() >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let took = started.elapsed();
+    let expression = browser.eval("return location.search").await;
+    eprintln!("own functions drawn after {took:?} ({expression}): {own:?}");
+    assert!(
+        own.len() >= 5,
+        "after {took:?}, the flame graph shows {} of Cinder's functions: {own:?} ({expression})",
+        own.len()
+    );
+    assert!(
+        empty.path().join("data").is_dir(),
+        "the default data dir is ./data"
+    );
 }

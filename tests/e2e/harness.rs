@@ -14,9 +14,16 @@ pub fn cinder_bin() -> &'static str {
     env!("CARGO_BIN_EXE_cinder")
 }
 
-/// True when `cargo xtask test` asked for every prerequisite to be present.
+/// True when `cargo xtask test` asked for every tool to be present (the built UI,
+/// Chromium, chromedriver, Go): it installs them, so a test must not skip for want of one.
 pub fn required() -> bool {
     std::env::var_os("CINDER_E2E_REQUIRE").is_some_and(|v| v == "1")
+}
+
+/// True under CI (`CI=true`): the real-world corpus beside the repository must be there.
+/// Anywhere else it is an extra, and tests that need it skip.
+pub fn corpus_required() -> bool {
+    std::env::var_os("CI").is_some_and(|v| v == "true")
 }
 
 /// Skips (returns `None` after a notice) or fails, depending on [`required`].
@@ -26,9 +33,44 @@ pub fn prerequisite<T>(what: &str, value: Option<T>) -> Option<T> {
             !required(),
             "{what} is missing, and CINDER_E2E_REQUIRE=1 says it must be there"
         );
-        eprintln!("SKIPPED: {what} is missing");
+        skipped(what);
     }
     value
+}
+
+/// The real-world corpus `../shared/testdata/pprof`, or `None` after a skip notice; fails
+/// instead when [`corpus_required`].
+pub fn corpus() -> Option<PathBuf> {
+    let dir = shared_pprof_dir();
+    if dir.is_none() {
+        assert!(
+            !corpus_required(),
+            "the corpus {} is missing, and CI=true says it must be there",
+            shared_dir().join("testdata/pprof").display()
+        );
+        skipped("the real-world corpus (../shared/testdata/pprof)");
+    }
+    dir
+}
+
+/// Says that the current test skips, on stderr and, when `cargo xtask test` asks for it
+/// with `CINDER_SKIP_LOG`, as a line `test name<TAB>reason` in that file (it counts them).
+pub fn skipped(what: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("unknown test")
+        .to_owned();
+    eprintln!("SKIPPED: {what} is missing");
+    if let Some(log) = std::env::var_os("CINDER_SKIP_LOG") {
+        use std::io::Write as _;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(file, "{test}\t{what} is missing");
+        }
+    }
 }
 
 /// The UI folder trunk built (`cargo xtask test` passes it in `CINDER_E2E_UI_DIR`).
@@ -270,24 +312,39 @@ impl Http {
     }
 }
 
-/// `../shared/testdata/pprof` beside the repository, if present.
+/// The folder beside the repository that may hold the real-world corpus: `../shared`,
+/// or `CINDER_SHARED_DIR` (point it at an empty folder to run as a bare clone would).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("CINDER_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+}
+
+/// `testdata/pprof` of [`shared_dir`], if present.
 pub fn shared_pprof_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/pprof");
+    let dir = shared_dir().join("testdata/pprof");
     dir.join("expected.json").is_file().then_some(dir)
 }
 
-/// `../shared/targets/go-pprof-target/run.sh` beside the repository, if present and Go is
-/// installed.
-pub fn go_target_script() -> Option<PathBuf> {
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/targets/go-pprof-target/run.sh");
-    let go = Command::new("go")
+/// The project's own Go scrape target, `tests/targets/go-pprof-target/run.sh`.
+pub fn go_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/targets/go-pprof-target")
+}
+
+/// Whether `go version` runs.
+pub fn have_go() -> bool {
+    Command::new("go")
         .arg("version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
-    (script.is_file() && go).then_some(script)
+        .is_ok_and(|s| s.success())
+}
+
+/// The Go target's `run.sh` when Go is installed.
+pub fn go_target_script() -> Option<PathBuf> {
+    let script = go_target_dir().join("run.sh");
+    (script.is_file() && have_go()).then_some(script)
 }
 
 /// URL-encodes a query parameter value.

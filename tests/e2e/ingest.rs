@@ -14,7 +14,7 @@ use proto::{Function, Line, Location, Message as _, Profile, Sample, ValueType};
 use serde_json::Value;
 use shared::query::ProfileType;
 
-use crate::harness::{Cinder, Http, enc, prerequisite, shared_pprof_dir};
+use crate::harness::{Cinder, Http, corpus, enc};
 
 /// All of time, for queries over profiles recorded years ago.
 pub(crate) const ALL_TIME: &str = "start=0&end=4102444800000";
@@ -212,7 +212,7 @@ fn type_key(pt: &ProfileType) -> String {
 
 #[test]
 fn every_real_profile_stores_its_expected_totals_and_invalid_ones_nothing() {
-    let Some(dir) = prerequisite("../shared/testdata/pprof", shared_pprof_dir()) else {
+    let Some(dir) = corpus() else {
         return;
     };
     let expected: BTreeMap<String, Value> =

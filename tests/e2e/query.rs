@@ -13,7 +13,7 @@ use shared::{
 };
 
 use crate::{
-    harness::{Cinder, Http, Resp, enc, prerequisite, shared_pprof_dir},
+    harness::{Cinder, Http, Resp, corpus, enc, prerequisite},
     ingest::cpu_profile,
 };
 
@@ -251,7 +251,7 @@ fn is_unsymbolized(name: &str) -> bool {
 
 #[test]
 fn pprof_export_agrees_with_go_tool_pprof_top_on_every_real_profile() {
-    let Some(dir) = prerequisite("../shared/testdata/pprof", shared_pprof_dir()) else {
+    let Some(dir) = corpus() else {
         return;
     };
     let go = Command::new("go").arg("version").output().ok();
@@ -335,4 +335,60 @@ fn pprof_export_agrees_with_go_tool_pprof_top_on_every_real_profile() {
     }
     assert!(compared_types > 50, "only {compared_types} profile types");
     assert!(compared_rows > 2000, "only {compared_rows} rows compared");
+}
+
+/// The id of the first type `/api/v1/profile-types` lists (what a fresh page shows).
+fn first_type(http: &Http, server: &Cinder) -> String {
+    let types = http
+        .get(&format!("{}/api/v1/profile-types", server.url()), false)
+        .json();
+    types[0]["id"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn profile_types_list_first_cpu_when_busy_and_the_heap_when_idle() {
+    let server = Cinder::start(&[]);
+    let http = Http::new();
+    let post = |name: &str, body: Vec<u8>| {
+        let url = format!("{}/api/v1/ingest?__name__={name}&job=app", server.url());
+        assert_eq!(http.post(&url, body).status, 200);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let cpu_time = "process_cpu:cpu:nanoseconds:cpu:nanoseconds:delta";
+    let inuse = "memory:inuse_space:bytes:space:bytes";
+    // Busy a minute ago, idle (an empty CPU profile: a zero row) since; a heap snapshot.
+    post(
+        "process_cpu",
+        crate::ingest::cpu_profile(now - 60_000, &[(&["main.work", "main.main"], 5)]),
+    );
+    post(
+        "memory",
+        crate::fixtures::heap_at(0, (now - 30_000) * 1_000_000),
+    );
+    post("process_cpu", crate::ingest::cpu_profile(now - 10_000, &[]));
+    assert_eq!(first_type(&http, &server), inuse, "idle: the heap first");
+    // The CPU type still lists, with its zero line.
+    let range = http
+        .get(
+            &format!(
+                "{}/api/v1/query_range?query={}&start={}&end={}",
+                server.url(),
+                enc(&format!("{cpu_time}{{}}")),
+                now - 120_000,
+                now
+            ),
+            false,
+        )
+        .json();
+    let points = range["series"][0]["points"].as_array().unwrap().clone();
+    assert_eq!(points.last().unwrap()["value"], 0, "{points:?}");
+    // Busy again: CPU time first.
+    post(
+        "process_cpu",
+        crate::ingest::cpu_profile(now - 1_000, &[(&["main.work", "main.main"], 3)]),
+    );
+    assert_eq!(first_type(&http, &server), cpu_time, "busy: CPU first");
 }

@@ -447,10 +447,7 @@ fn peak_rss_mib(pid: u32) -> Option<u64> {
 
 #[test]
 fn the_go_target_is_scraped_with_a_parca_config() {
-    let Some(script) = prerequisite(
-        "the Go target (../shared/targets/go-pprof-target and golang-go)",
-        go_target_script(),
-    ) else {
+    let Some(script) = prerequisite("Go (golang-go) for the Go target", go_target_script()) else {
         return;
     };
     let go = GoTarget::start(&script);
@@ -1142,6 +1139,27 @@ fn cinder_with_no_flags_profiles_itself() {
         "own CPU profile queryable after {:.1}s; top: {:?}",
         started.elapsed().as_secs_f64(),
         &names[..names.len().min(5)]
+    );
+    // Its heap too, symbolized: Cinder's own functions hold memory.
+    let heap = "memory:inuse_space:bytes:space:bytes{job=\"cinder\"}";
+    let own_heap = wait_for("Cinder's own heap profile", Duration::from_secs(30), || {
+        let ids = profile_type_ids(&http, &server);
+        if !ids
+            .iter()
+            .any(|id| id == "memory:inuse_space:bytes:space:bytes")
+        {
+            return None;
+        }
+        let names = functions(&top(&http, &server, heap));
+        let own: Vec<String> = names
+            .into_iter()
+            .filter(|n| n.starts_with("backend::") || n.starts_with("cinder::"))
+            .collect();
+        (own.len() >= 5).then_some(own)
+    });
+    eprintln!(
+        "own heap functions: {:?}",
+        &own_heap[..own_heap.len().min(8)]
     );
     let all = targets(&http, &server);
     let own = target_with(&all, "job", "cinder");

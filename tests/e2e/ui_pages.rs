@@ -1,4 +1,5 @@
-//! The UI's pages in a real headless Chromium against a real `cinder` fed real profiles:
+//! The UI's pages in a real headless Chromium against a real `cinder` fed the project's
+//! generated profiles ([`crate::fixtures`]):
 //! Explore (flame graph, tooltip, search, share link), Compare (a diff) and Targets (the
 //! form creates a target that turns healthy; a bad address shows the field's error).
 
@@ -17,7 +18,8 @@ use serde_json::Value;
 
 use crate::{
     browser::Browser,
-    harness::{Cinder, Http, enc, prerequisite, shared_pprof_dir, ui_dir},
+    fixtures,
+    harness::{Cinder, Http, enc, go_target_script, prerequisite, ui_dir},
 };
 
 /// Everything a UI test needs, or `None` (after a skip notice).
@@ -33,16 +35,11 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     tokio::task::block_in_place(f)
 }
 
-/// Posts a real profile from `../shared/testdata/pprof` with these labels.
-fn ingest_file(server: &Cinder, file: &str, labels: &str) -> bool {
-    let Some(dir) = prerequisite("../shared/testdata/pprof", shared_pprof_dir()) else {
-        return false;
-    };
-    let body = std::fs::read(dir.join(file)).expect("read profile");
+/// Posts a generated profile ([`crate::fixtures`]) with these labels.
+fn ingest_fixture(server: &Cinder, body: Vec<u8>, labels: &str) {
     let url = format!("{}/api/v1/ingest?{labels}", server.url());
     let resp = blocking(|| Http::new().post(&url, body));
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
-    true
 }
 
 /// The id of the stored profile type with this sample type and unit.
@@ -149,7 +146,7 @@ async fn text_of(browser: &Browser, testid: &str) -> String {
 }
 
 /// The time of the fib profile, unix ms.
-const FIB_MS: i64 = 1_626_441_030_776;
+const FIB_MS: i64 = fixtures::FIB_MS;
 const HOUR: i64 = 3_600_000;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,9 +155,7 @@ async fn explore_draws_a_flame_graph_with_tooltip_search_and_a_link_that_restore
         return;
     };
     let _shot = browser.screenshot_on_panic("explore");
-    if !ingest_file(&server, "parca__fib.pb.gz", "__name__=process_cpu&job=fib") {
-        return;
-    }
+    ingest_fixture(&server, fixtures::fib(), "__name__=process_cpu&job=fib");
     let cpu = type_id(&server, "cpu", "nanoseconds");
     let expression = format!("{cpu}{{job=\"fib\"}}");
     let url = format!(
@@ -455,9 +450,7 @@ async fn explore_says_so_when_the_range_is_empty() {
         return;
     };
     let _shot = browser.screenshot_on_panic("explore-empty");
-    if !ingest_file(&server, "parca__fib.pb.gz", "__name__=process_cpu&job=fib") {
-        return;
-    }
+    ingest_fixture(&server, fixtures::fib(), "__name__=process_cpu&job=fib");
     let cpu = type_id(&server, "cpu", "nanoseconds");
     // The last hour holds nothing: the profile is from 2021.
     let url = format!(
@@ -502,17 +495,11 @@ async fn explore_says_so_when_the_range_is_empty() {
     assert!(!error.is_empty());
 }
 
-/// Two real heap profiles of one series, 6 s apart (job `many`).
-fn ingest_two_heap_profiles(server: &Cinder) -> bool {
-    for file in [
-        "parca__many_1644509272337470000.pb.gz",
-        "parca__many_1644509278338696000.pb.gz",
-    ] {
-        if !ingest_file(server, file, "__name__=memory&job=many") {
-            return false;
-        }
+/// Two heap profiles of one series, 6 s apart (job `many`).
+fn ingest_two_heap_profiles(server: &Cinder) {
+    for i in 0..2 {
+        ingest_fixture(server, fixtures::heap(i), "__name__=memory&job=many");
     }
-    true
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -521,9 +508,7 @@ async fn snapshot_types_show_the_latest_profile_by_default() {
         return;
     };
     let _shot = browser.screenshot_on_panic("snapshot");
-    if !ingest_two_heap_profiles(&server) {
-        return;
-    }
+    ingest_two_heap_profiles(&server);
     let inuse = type_id(&server, "inuse_space", "bytes");
     let url = format!(
         "{}/?expression_a={}&from_a=1644509000000&to_a=1644510000000",
@@ -549,9 +534,7 @@ async fn compare_renders_a_diff_of_two_profiles() {
         return;
     };
     let _shot = browser.screenshot_on_panic("compare");
-    if !ingest_two_heap_profiles(&server) {
-        return;
-    }
+    ingest_two_heap_profiles(&server);
     let alloc = type_id(&server, "alloc_space", "bytes");
     let expression = format!("{alloc}{{job=\"many\"}}");
     let (from, to) = (1_644_509_000_000i64, 1_644_510_000_000i64);
@@ -587,7 +570,7 @@ async fn compare_renders_a_diff_of_two_profiles() {
     .await;
 }
 
-/// The Go scrape target from `../shared/targets`, killed when dropped.
+/// The project's Go scrape target (`tests/targets/go-pprof-target`), killed when dropped.
 struct GoTarget(Child, String);
 
 impl Drop for GoTarget {
@@ -598,14 +581,7 @@ impl Drop for GoTarget {
 }
 
 fn start_go_target() -> Option<GoTarget> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/targets/go-pprof-target/run.sh");
-    let go = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("go").is_file()));
-    prerequisite(
-        "the Go target and Go",
-        (script.is_file() && go).then_some(()),
-    )?;
+    let script = prerequisite("Go (golang-go) for the Go target", go_target_script())?;
     let mut child = Command::new("bash")
         .arg(&script)
         .arg("127.0.0.1:0")

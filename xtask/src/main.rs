@@ -1,27 +1,32 @@
 //! Cinder's developer commands, run as `cargo xtask <command>`:
 //!
 //! - `run [-- cinder args]`: build the UI and the server, start Cinder on 127.0.0.1:7070.
-//! - `test`: the whole test suite (what CI runs).
-//! - `dist`: the release binary `target/release/cinder` with the UI embedded.
+//! - `test`: the whole suite, what CI runs: `cargo fmt --check`, clippy with `-D warnings`
+//!   (the frontend for wasm32 too), the UI build, the one-file binary (`ci` profile) and
+//!   `cargo test`, with per-phase timings at the end.
+//! - `dist`: the release binary `target/release/cinder` with the UI embedded; a second run
+//!   with nothing changed takes seconds.
 //!
-//! Each installs what it needs when it is missing (the wasm target, trunk, wasm-bindgen-cli
-//! at the version in Cargo.lock, Chromium and chromedriver, Go, wasm-opt), idempotently and
-//! quietly when it is already there.
+//! Each installs what it needs when it is missing ([`tools`]), idempotently and quietly
+//! when it is already there.
 
 #![allow(clippy::print_stdout)] // a command-line tool: stdout is its output
+
+mod tools;
+mod ui;
 
 use std::{
     env,
     ffi::OsStr,
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 
-const TRUNK_VERSION: &str = "0.21.14";
-const BINARYEN_NPM_VERSION: &str = "132.0.0";
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
+use crate::tools::WASM_TARGET;
 
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -29,7 +34,7 @@ fn main() {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("dist") => dist(),
-        Some("tools") => ensure_build_tools().and_then(|_| ensure_test_tools()),
+        Some("tools") => tools::ensure_build_tools().and_then(|_| tools::ensure_test_tools()),
         _ => {
             eprintln!(
                 "usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | tools>"
@@ -52,8 +57,8 @@ fn root() -> PathBuf {
 }
 
 fn run(args: &[String]) -> Result<()> {
-    ensure_build_tools()?;
-    let ui = build_ui(false)?;
+    tools::ensure_build_tools()?;
+    let ui = ui::build(false)?;
     let passthrough = args.iter().skip_while(|a| *a == "--");
     let mut cmd = cargo();
     cmd.args(["run", "--package", "backend", "--bin", "cinder", "--"])
@@ -64,34 +69,141 @@ fn run(args: &[String]) -> Result<()> {
     status(&mut cmd)
 }
 
+/// Named steps and how long each took; the table is printed when dropped (so also when
+/// a step fails).
+#[derive(Default)]
+struct Phases(Vec<(String, Duration)>, Option<Instant>);
+
+impl Phases {
+    /// Runs one step, timing it.
+    fn run<T>(&mut self, name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.1.get_or_insert_with(Instant::now);
+        step(&format!("phase: {name}"));
+        let start = Instant::now();
+        let result = f();
+        self.0.push((name.to_owned(), start.elapsed()));
+        result.with_context(|| format!("phase {name:?} failed"))
+    }
+}
+
+impl Drop for Phases {
+    fn drop(&mut self) {
+        let Some(start) = self.1 else { return };
+        eprintln!("xtask: phase timings:");
+        for (name, took) in &self.0 {
+            eprintln!("xtask: {:>8.1} s  {name}", took.as_secs_f64());
+        }
+        eprintln!("xtask: {:>8.1} s  total", start.elapsed().as_secs_f64());
+    }
+}
+
+/// A background step, joined later as a phase of its own (its wait is what it costs).
+fn background(f: impl FnOnce() -> Result<()> + Send + 'static) -> thread::JoinHandle<Result<()>> {
+    thread::spawn(f)
+}
+
+fn join(handle: thread::JoinHandle<Result<()>>) -> Result<()> {
+    handle
+        .join()
+        .map_err(|_| anyhow!("a background step panicked"))?
+}
+
 fn test(args: &[String]) -> Result<()> {
-    ensure_build_tools()?;
-    ensure_test_tools()?;
-    step("checking that `shared` builds for wasm32");
+    let mut phases = Phases::default();
+    // Installs overlap with the checks: the Debian packages and the wasm target mostly
+    // download, the cargo tools compile while rustfmt and clippy run.
+    let downloads = background(|| {
+        tools::ensure_wasm_target()?;
+        tools::ensure_test_tools()
+    });
+    let cargo_tools = background(tools::ensure_cargo_tools);
+    phases.run("cargo fmt --check", fmt_check)?;
+    phases.run("clippy (workspace, native)", clippy_native)?;
+    phases.run("wait: wasm target, Chromium, Go", || join(downloads))?;
+    phases.run("clippy (frontend, wasm32)", clippy_wasm)?;
+    phases.run("wait: trunk, wasm-bindgen-cli", || join(cargo_tools))?;
+    let ui = phases.run("UI build (trunk)", || ui::build(false))?;
+    let bin = phases.run("one-file binary (ci profile)", || one_file_binary(&ui))?;
+    phases.run("cargo test", || cargo_test(args, &ui, &bin))
+}
+
+fn fmt_check() -> Result<()> {
+    status(cargo().args(["fmt", "--all", "--check"]))
+        .context("formatting differs: run `cargo fmt --all`")
+}
+
+fn clippy_native() -> Result<()> {
     status(cargo().args([
-        "check",
+        "clippy",
         "--quiet",
+        "--workspace",
+        "--exclude",
+        "frontend",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+/// The frontend (and `shared`, which it builds) for the target it runs on.
+fn clippy_wasm() -> Result<()> {
+    status(cargo().args([
+        "clippy",
+        "--quiet",
+        "--package",
+        "frontend",
         "--package",
         "shared",
         "--target",
         WASM_TARGET,
-    ]))?;
-    let ui = build_ui(false)?;
-    step("running the test suite");
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
+
+/// `target/ci/cinder` with `ui` embedded: a release build without LTO, for the smoke test.
+fn one_file_binary(ui: &Path) -> Result<PathBuf> {
+    status(
+        cargo()
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                "ci",
+                "--package",
+                "backend",
+                "--bin",
+                "cinder",
+                "--features",
+                "embed-ui",
+            ])
+            .env("CINDER_UI_DIST", ui),
+    )?;
+    Ok(root().join("target/ci/cinder"))
+}
+
+fn cargo_test(args: &[String], ui: &Path, bin: &Path) -> Result<()> {
+    let skip_log = root().join("target/test-skips.log");
+    let _ = std::fs::remove_file(&skip_log);
     let passthrough = args.iter().skip_while(|a| *a == "--");
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--exclude", "frontend"])
         .args(passthrough)
-        .env("CINDER_E2E_UI_DIR", &ui)
-        // In this command the browser, Go and the shared test data are part of the suite:
-        // tests that would skip without them must fail instead.
+        .env("CINDER_E2E_UI_DIR", ui)
+        .env("CINDER_E2E_ONE_FILE_BIN", bin)
+        .env("CINDER_SKIP_LOG", &skip_log)
+        // This command installs the browser and Go, so tests needing them must not skip.
+        // The real-world corpus beside the repository is required only under CI=true.
         .env("CINDER_E2E_REQUIRE", "1");
-    run_counting_tests(&mut cmd)
+    run_counting_tests(&mut cmd, &skip_log)
 }
 
 /// Runs `cargo test`, passing its output through, and ends with one line that adds up
-/// every test binary's `test result:` (the last binaries are doc-tests, often empty).
-fn run_counting_tests(cmd: &mut Command) -> Result<()> {
+/// every test binary's `test result:`; tests that skipped (they pass, and write a line to
+/// `skip_log`) are counted as skipped, not passed, and listed.
+fn run_counting_tests(cmd: &mut Command, skip_log: &Path) -> Result<()> {
     use std::io::{BufRead as _, BufReader};
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -107,11 +219,32 @@ fn run_counting_tests(cmd: &mut Command) -> Result<()> {
         }
     }
     let status = child.wait()?;
-    println!("summary: {passed} passed, {failed} failed");
+    let skips = skipped_tests(skip_log);
+    for (test, reason) in &skips {
+        println!("skipped: {test} ({reason})");
+    }
+    let skipped = skips.len() as u64;
+    println!(
+        "summary: {} passed, {failed} failed, {skipped} skipped",
+        passed.saturating_sub(skipped)
+    );
     if !status.success() {
         bail!("the test suite failed ({status})");
     }
     Ok(())
+}
+
+/// The tests that skipped, one per line `name<TAB>reason` (a test may skip once only).
+fn skipped_tests(log: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let mut tests: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(t, r)| (t.to_owned(), r.to_owned()))
+        .collect();
+    tests.sort();
+    tests.dedup_by(|a, b| a.0 == b.0);
+    tests
 }
 
 /// In `ok. 12 passed; 0 failed; …`, the number before `word`.
@@ -125,24 +258,28 @@ fn count_before(text: &str, word: &str) -> u64 {
 }
 
 fn dist() -> Result<()> {
-    ensure_build_tools()?;
-    ensure_wasm_opt()?;
-    let ui = build_ui(true)?;
-    step("building target/release/cinder with the UI embedded");
-    status(
-        cargo()
-            .args([
-                "build",
-                "--release",
-                "--package",
-                "backend",
-                "--bin",
-                "cinder",
-                "--features",
-                "embed-ui",
-            ])
-            .env("CINDER_UI_DIST", &ui),
-    )?;
+    let mut phases = Phases::default();
+    phases.run("tools", || {
+        tools::ensure_build_tools()?;
+        tools::ensure_wasm_opt()
+    })?;
+    let ui = phases.run("UI build (trunk, release)", || ui::build(true))?;
+    phases.run("target/release/cinder (LTO, UI embedded)", || {
+        status(
+            cargo()
+                .args([
+                    "build",
+                    "--release",
+                    "--package",
+                    "backend",
+                    "--bin",
+                    "cinder",
+                    "--features",
+                    "embed-ui",
+                ])
+                .env("CINDER_UI_DIST", &ui),
+        )
+    })?;
     let bin = root().join("target/release/cinder");
     let size = std::fs::metadata(&bin)
         .with_context(|| format!("{} was not built", bin.display()))?
@@ -153,185 +290,6 @@ fn dist() -> Result<()> {
         size as f64 / 1_048_576.0
     ));
     Ok(())
-}
-
-/// Builds the UI with trunk into `target/ui-dist` (debug) or `target/ui-dist-release`.
-fn build_ui(release: bool) -> Result<PathBuf> {
-    let dist = root().join(if release {
-        "target/ui-dist-release"
-    } else {
-        "target/ui-dist"
-    });
-    step(&format!(
-        "building the UI with trunk ({})",
-        if release { "release" } else { "debug" }
-    ));
-    let mut cmd = Command::new("trunk");
-    cmd.current_dir(root())
-        .args(["build", "--offline", "--dist"])
-        .arg(&dist);
-    if release {
-        cmd.arg("--release");
-    }
-    cmd.env("PATH", tool_path()?);
-    // trunk calls cargo; make sure no outer cargo's settings leak into that build.
-    cmd.env_remove("CARGO_TARGET_DIR").env_remove("RUSTFLAGS");
-    status(&mut cmd).context("trunk build failed")?;
-    Ok(dist)
-}
-
-fn ensure_build_tools() -> Result<()> {
-    ensure_wasm_target()?;
-    ensure_cargo_tool("trunk", "trunk", TRUNK_VERSION, true)?;
-    let bindgen = wasm_bindgen_version_in_lock()?;
-    // wasm-bindgen-cli's own lockfile wants a crate the registry lacks: install unlocked.
-    ensure_cargo_tool("wasm-bindgen", "wasm-bindgen-cli", &bindgen, false)
-}
-
-fn ensure_test_tools() -> Result<()> {
-    ensure_debian_packages(&[
-        ("chromium", "chromium"),
-        ("chromedriver", "chromium-driver"),
-        ("go", "golang-go"),
-    ])
-}
-
-fn ensure_wasm_target() -> Result<()> {
-    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
-    if installed.lines().any(|l| l.trim() == WASM_TARGET) {
-        return Ok(());
-    }
-    step(&format!("installing the {WASM_TARGET} target"));
-    status(Command::new("rustup").args(["target", "add", WASM_TARGET]))
-}
-
-/// Installs `krate` at exactly `version` unless `bin --version` already reports it.
-fn ensure_cargo_tool(bin: &str, krate: &str, version: &str, locked: bool) -> Result<()> {
-    let current = Command::new(bin).arg("--version").output().ok();
-    let current = current
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    if current.split_whitespace().nth(1) == Some(version) {
-        return Ok(());
-    }
-    step(&format!(
-        "installing {krate} {version} (once per machine; takes minutes)"
-    ));
-    let mut cmd = Command::new("cargo");
-    cmd.args(["install", krate, "--version", version, "--quiet"]);
-    if locked {
-        cmd.arg("--locked");
-    }
-    // The install must not inherit this workspace's target dir or profile settings.
-    cmd.current_dir(env::temp_dir())
-        .env_remove("CARGO_TARGET_DIR");
-    status(&mut cmd)
-}
-
-/// The wasm-bindgen version Cargo.lock pins: the CLI must be exactly that.
-fn wasm_bindgen_version_in_lock() -> Result<String> {
-    let lock = std::fs::read_to_string(root().join("Cargo.lock")).context("reading Cargo.lock")?;
-    let mut lines = lock.lines();
-    while let Some(line) = lines.next() {
-        if line == "name = \"wasm-bindgen\"" {
-            let version = lines.next().unwrap_or_default();
-            if let Some(v) = version
-                .strip_prefix("version = \"")
-                .and_then(|v| v.strip_suffix('"'))
-            {
-                return Ok(v.to_owned());
-            }
-        }
-    }
-    bail!("Cargo.lock has no wasm-bindgen package")
-}
-
-/// Installs Debian packages whose command is missing (one apt-get run for all of them).
-fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<()> {
-    let missing: Vec<&str> = wanted
-        .iter()
-        .filter(|(cmd, _)| which(cmd).is_none())
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    step(&format!(
-        "installing Debian packages: {}",
-        missing.join(" ")
-    ));
-    let sudo = if is_root() { None } else { which("sudo") };
-    let apt = |args: &[&str]| -> Result<()> {
-        let mut cmd = match &sudo {
-            Some(sudo) => {
-                let mut c = Command::new(sudo);
-                c.arg("apt-get");
-                c
-            }
-            None => Command::new("apt-get"),
-        };
-        cmd.args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null());
-        status(&mut cmd)
-    };
-    apt(&["update", "-qq"])?;
-    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
-    args.extend(&missing);
-    apt(&args)
-}
-
-/// wasm-opt from npm's binaryen (Debian's binaryen 108 produces a broken app).
-fn ensure_wasm_opt() -> Result<()> {
-    let bin = wasm_opt_dir().join("wasm-opt");
-    let current = Command::new(&bin).arg("--version").output().ok();
-    let current = current
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    let major = BINARYEN_NPM_VERSION.split('.').next().unwrap_or_default();
-    if current.contains(&format!("version {major}")) {
-        return Ok(());
-    }
-    step(&format!(
-        "installing wasm-opt (npm binaryen@{BINARYEN_NPM_VERSION}) into .tools/npm"
-    ));
-    let prefix = root().join(".tools/npm");
-    std::fs::create_dir_all(&prefix)?;
-    status(
-        Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
-            .arg(&prefix)
-            .arg(format!("binaryen@{BINARYEN_NPM_VERSION}")),
-    )
-}
-
-fn wasm_opt_dir() -> PathBuf {
-    root().join(".tools/npm/node_modules/.bin")
-}
-
-/// PATH for trunk: the project's own wasm-opt first, then cargo's bin dir, then the rest.
-fn tool_path() -> Result<std::ffi::OsString> {
-    let mut dirs = vec![wasm_opt_dir()];
-    if let Some(home) = env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
-    {
-        dirs.push(home.join("bin"));
-    }
-    dirs.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
-    Ok(env::join_paths(dirs)?)
-}
-
-fn which(cmd: &str) -> Option<PathBuf> {
-    env::split_paths(&env::var_os("PATH")?)
-        .map(|d| d.join(cmd))
-        .find(|p| p.is_file())
-}
-
-fn is_root() -> bool {
-    output(Command::new("id").arg("-u"))
-        .map(|s| s.trim() == "0")
-        .unwrap_or(false)
 }
 
 fn cargo() -> Command {
@@ -353,4 +311,31 @@ fn status(cmd: &mut Command) -> Result<()> {
 fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("running {cmd:?}"))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_result_lines_are_counted() {
+        let line = "ok. 12 passed; 3 failed; 1 ignored; 0 measured; 0 filtered out";
+        assert_eq!(count_before(line, " passed"), 12);
+        assert_eq!(count_before(line, " failed"), 3);
+        assert_eq!(count_before("FAILED. 0 passed", " failed"), 0);
+    }
+
+    #[test]
+    fn each_skipped_test_counts_once() {
+        let log = env::temp_dir().join(format!("xtask-skips-{}", std::process::id()));
+        std::fs::write(
+            &log,
+            "a::x\tGo is missing\nb::y\tcorpus\na::x\tGo is missing\n",
+        )
+        .unwrap();
+        let skips = skipped_tests(&log);
+        assert_eq!(skips.len(), 2, "{skips:?}");
+        assert_eq!(skips[0], ("a::x".to_owned(), "Go is missing".to_owned()));
+        std::fs::remove_file(&log).unwrap();
+    }
 }

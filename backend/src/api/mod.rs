@@ -391,6 +391,35 @@ async fn cpu_profile(
         .into_response())
 }
 
+/// `GET /debug/pprof/heap`: Cinder's own in-use heap (jemalloc's sampled allocations),
+/// gzipped pprof with function names. Needs the API token when one is set.
+#[utoipa::path(get, path = "/debug/pprof/heap", tag = "meta",
+    responses(
+        (status = 200, description = "Cinder's in-use heap, gzipped pprof (`inuse_space`, bytes)", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "heap profiling is off in this process (it does not allocate through jemalloc)", body = ErrorBody),
+        (status = 500, description = "the heap profiler failed", body = ErrorBody),
+        (status = 503, body = ErrorBody)))]
+async fn heap_profile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    state.authorize(&headers)?;
+    state.store()?;
+    let body = crate::debug::heap_profile().await.map_err(|e| match e {
+        crate::debug::HeapError::Unavailable => ApiError::NotFound(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"heap\""),
+        ],
+        body,
+    )
+        .into_response())
+}
+
 /// Every route, each registered with its OpenAPI description.
 fn documented_routes() -> OpenApiRouter<AppState> {
     let push_limit = || DefaultBodyLimit::max(MAX_BODY_BYTES);
@@ -400,6 +429,7 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ready))
         .routes(routes!(metrics))
         .routes(routes!(cpu_profile))
+        .routes(routes!(heap_profile))
         .routes(routes!(push::pyroscope_ingest).layer(push_limit()))
         .routes(routes!(push::parca_write_raw).layer(json_limit()))
         .nest(

@@ -46,7 +46,7 @@ impl From<QueryError> for ApiError {
         ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
         ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
     ),
-    responses((status = 200, description = "profile types with data (in the range, when given)", body = Vec<shared::query::ProfileTypeJson>),
+    responses((status = 200, description = "profile types with data (in the range, when given); the first is the one a fresh page shows: CPU time, else in-use memory, else another, whose newest profile has samples", body = Vec<shared::query::ProfileTypeJson>),
         (status = 400, body = ErrorBody)))]
 pub(crate) async fn profile_types(
     State(state): State<AppState>,
@@ -60,7 +60,11 @@ pub(crate) async fn profile_types(
         (None, None) => store.meta.profile_types(),
         (start, end) => store.profile_types_in(start.unwrap_or(i64::MIN), end.unwrap_or(i64::MAX)),
     };
-    Ok(Json(ids.iter().filter_map(|id| id.parse().ok()).collect()))
+    let types = ids.iter().filter_map(|id| id.parse().ok()).collect();
+    let now = crate::store::now_ms();
+    Ok(Json(
+        engine::default_type::suggested_first(store, types, now).await?,
+    ))
 }
 
 /// Series ids a `query` parameter selects (all series of all types when absent).

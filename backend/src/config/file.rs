@@ -285,7 +285,8 @@ pub struct ScrapeConfig {
 
 impl ScrapeConfig {
     /// The embedded default when there is no config file: Cinder scrapes its own CPU
-    /// profile (job `cinder`), with `instance` set to the address it listens on.
+    /// profile and in-use heap (job `cinder`), with `instance` set to the address it
+    /// listens on.
     pub fn self_scrape(listen: std::net::SocketAddr) -> ScrapeConfig {
         let mut target = listen;
         if target.ip().is_unspecified() {
@@ -300,7 +301,13 @@ impl ScrapeConfig {
             timeout: DEFAULT_INTERVAL + TIMEOUT_SLACK,
             scheme: Scheme::Http,
             params: Vec::new(),
-            profiles: vec![ProfileConfig::default_named("process_cpu").expect("a default profile")],
+            profiles: vec![
+                ProfileConfig::default_named("process_cpu").expect("a default profile"),
+                ProfileConfig {
+                    path: "/debug/pprof/heap".into(),
+                    ..ProfileConfig::default_named("memory").expect("a default profile")
+                },
+            ],
             relabel_configs: Vec::new(),
             static_configs: vec![StaticConfig {
                 targets: vec![target.to_string()],

@@ -4,6 +4,7 @@
 //! aggregates by stack or by (series, timestamp). Stack ids are then resolved to frames in
 //! bulk, once per distinct location and function — never per row.
 
+pub mod default_type;
 mod pprof;
 
 use std::{

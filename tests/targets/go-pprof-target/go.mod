@@ -1,0 +1,3 @@
+module cinder.dev/go-pprof-target
+
+go 1.19

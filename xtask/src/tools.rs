@@ -1,0 +1,200 @@
+//! Installing what the commands need when it is missing, idempotently and quietly when it
+//! is there: the wasm32 target, trunk and wasm-bindgen-cli (from crates.io, into cargo's
+//! bin folder), Debian's Chromium, chromedriver and Go, and npm's wasm-opt.
+//!
+//! The two cargo tools take most of a fresh machine's first run, so they build cheaply:
+//! trunk without its default features (TLS for downloads and an update check; the UI is
+//! built `--offline`), both with thin optimisation instead of their release profiles'
+//! fat LTO and one codegen unit (they are I/O-bound helpers), and both into one target
+//! folder, so the dependencies they share compile once.
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{output, root, status, step};
+
+/// The trunk release the UI build is tested with.
+pub(crate) const TRUNK_VERSION: &str = "0.21.14";
+const BINARYEN_NPM_VERSION: &str = "132.0.0";
+/// The target the UI (and `shared`, which it uses) compiles to.
+pub(crate) const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+/// The wasm target, trunk and wasm-bindgen-cli.
+pub(crate) fn ensure_build_tools() -> Result<()> {
+    ensure_wasm_target()?;
+    ensure_cargo_tools()
+}
+
+/// trunk and wasm-bindgen-cli at their versions.
+pub(crate) fn ensure_cargo_tools() -> Result<()> {
+    ensure_cargo_tool(
+        "trunk",
+        "trunk",
+        TRUNK_VERSION,
+        &["--locked", "--no-default-features"],
+    )?;
+    let bindgen = wasm_bindgen_version_in_lock()?;
+    // wasm-bindgen-cli's own lockfile wants a crate the registry lacks: install unlocked.
+    ensure_cargo_tool("wasm-bindgen", "wasm-bindgen-cli", &bindgen, &[])
+}
+
+/// What the tests run besides cargo: Chromium, chromedriver and Go.
+pub(crate) fn ensure_test_tools() -> Result<()> {
+    ensure_debian_packages(&[
+        ("chromium", "chromium"),
+        ("chromedriver", "chromium-driver"),
+        ("go", "golang-go"),
+    ])
+}
+
+/// The wasm32 target of rustup.
+pub(crate) fn ensure_wasm_target() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+    if installed.lines().any(|l| l.trim() == WASM_TARGET) {
+        return Ok(());
+    }
+    step(&format!("installing the {WASM_TARGET} target"));
+    status(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+/// Installs `krate` at exactly `version` unless `bin --version` already reports it.
+fn ensure_cargo_tool(bin: &str, krate: &str, version: &str, flags: &[&str]) -> Result<()> {
+    let current = Command::new(bin).arg("--version").output().ok();
+    let current = current
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if current.split_whitespace().nth(1) == Some(version) {
+        return Ok(());
+    }
+    step(&format!(
+        "installing {krate} {version} (once per machine; takes minutes)"
+    ));
+    let mut cmd = Command::new("cargo");
+    cmd.args(["install", krate, "--version", version, "--quiet"])
+        .args(flags)
+        // One target folder for both tools: what they share builds once.
+        .arg("--target-dir")
+        .arg(root().join("target/tools-build"));
+    // The install must not inherit this workspace's settings, and builds fast.
+    cmd.current_dir(env::temp_dir())
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env("CARGO_PROFILE_RELEASE_LTO", "false")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1");
+    status(&mut cmd)
+}
+
+/// The wasm-bindgen version Cargo.lock pins: the CLI must be exactly that.
+pub(crate) fn wasm_bindgen_version_in_lock() -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).context("reading Cargo.lock")?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == "name = \"wasm-bindgen\"" {
+            let version = lines.next().unwrap_or_default();
+            if let Some(v) = version
+                .strip_prefix("version = \"")
+                .and_then(|v| v.strip_suffix('"'))
+            {
+                return Ok(v.to_owned());
+            }
+        }
+    }
+    bail!("Cargo.lock has no wasm-bindgen package")
+}
+
+/// Installs Debian packages whose command is missing (one apt-get run for all of them).
+fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(cmd, _)| which(cmd).is_none())
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(&format!(
+        "installing Debian packages: {}",
+        missing.join(" ")
+    ));
+    apt(&["update", "-qq"])?;
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend(&missing);
+    apt(&args)
+}
+
+/// Runs apt-get (through sudo when not root), quietly.
+fn apt(args: &[&str]) -> Result<()> {
+    let sudo = if is_root() { None } else { which("sudo") };
+    let mut cmd = match &sudo {
+        Some(sudo) => {
+            let mut c = Command::new(sudo);
+            c.arg("apt-get");
+            c
+        }
+        None => Command::new("apt-get"),
+    };
+    cmd.args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(Stdio::null());
+    status(&mut cmd)
+}
+
+/// wasm-opt from npm's binaryen (Debian's binaryen 108 produces a broken app).
+pub(crate) fn ensure_wasm_opt() -> Result<()> {
+    let bin = wasm_opt_dir().join("wasm-opt");
+    let current = Command::new(&bin).arg("--version").output().ok();
+    let current = current
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let major = BINARYEN_NPM_VERSION.split('.').next().unwrap_or_default();
+    if current.contains(&format!("version {major}")) {
+        return Ok(());
+    }
+    step(&format!(
+        "installing wasm-opt (npm binaryen@{BINARYEN_NPM_VERSION}) into .tools/npm"
+    ));
+    let prefix = root().join(".tools/npm");
+    std::fs::create_dir_all(&prefix)?;
+    status(
+        Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&prefix)
+            .arg(format!("binaryen@{BINARYEN_NPM_VERSION}")),
+    )
+}
+
+fn wasm_opt_dir() -> PathBuf {
+    root().join(".tools/npm/node_modules/.bin")
+}
+
+/// PATH for trunk: the project's own wasm-opt first, then cargo's bin dir, then the rest.
+pub(crate) fn tool_path() -> Result<std::ffi::OsString> {
+    let mut dirs = vec![wasm_opt_dir()];
+    if let Some(home) = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+    {
+        dirs.push(home.join("bin"));
+    }
+    dirs.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+    Ok(env::join_paths(dirs)?)
+}
+
+/// The path of `cmd` on PATH.
+pub(crate) fn which(cmd: &str) -> Option<PathBuf> {
+    env::split_paths(&env::var_os("PATH")?)
+        .map(|d| d.join(cmd))
+        .find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    output(Command::new("id").arg("-u"))
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false)
+}
