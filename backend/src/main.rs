@@ -4,6 +4,7 @@ use std::{future::IntoFuture as _, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use backend::{
+    admission::Admission,
     api::AppState,
     config::{Cli, ScrapeConfig, ScrapeFile, file::Secret},
     metrics::Metrics,
@@ -85,7 +86,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
     let local_addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::default());
+    let admission = Admission::new(cli.limits());
     let state = AppState::new()
+        .with_admission(admission.clone())
+        .with_query_limits(cli.query_limits())
         .with_metrics(metrics.clone())
         .with_api_token(cli.api_token.clone())
         .with_targets_api(cli.targets_api);
@@ -108,6 +112,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     });
     let options = ManagerOptions {
         allow_link_local: cli.allow_link_local_targets,
+        admission,
         ..ManagerOptions::default()
     };
     let manager = ScrapeManager::start(store.clone(), metrics, options, jobs)
