@@ -691,3 +691,76 @@ fn answers_are_compressed_only_when_asked() {
     let resp = http.get(&url, true);
     assert!(!resp.headers.contains_key("content-encoding"));
 }
+
+/// Serves `body` to every request on a free local port, forever (a thread per test).
+fn serve_forever(body: Vec<u8>) -> std::net::SocketAddr {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().map_while(Result::ok) {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_scrape_past_the_series_limit_fails_naming_it() {
+    let target = serve_forever(cpu_profile(1_700_000_000_000, &[(&["work", "main"], 3)]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cinder.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "scrape_configs:\n  - job_name: fake\n    scrape_interval: 1s\n    static_configs:\n      - targets: ['{target}']\n    profiling_config:\n      pprof_config:\n        memory: {{enabled: false}}\n        block: {{enabled: false}}\n        mutex: {{enabled: false}}\n        process_cpu: {{enabled: false}}\n        goroutine: {{enabled: true}}\n"
+        ),
+    )
+    .unwrap();
+    let server = Cinder::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--max-series-per-type",
+        "0",
+    ]);
+    let http = Http::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let error = loop {
+        let body = http
+            .get(&format!("{}/api/v1/targets", server.url()), false)
+            .json();
+        let error = body["jobs"][0]["targets"][0]["last_error"]
+            .as_str()
+            .map(str::to_owned);
+        if let Some(error) = error {
+            break error;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scrape failed: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    assert!(
+        error.starts_with("goroutine: refused: profile type goroutine:")
+            && error.ends_with("would have 1 series; the limit is 0 (--max-series-per-type)"),
+        "{error}"
+    );
+    let metrics =
+        String::from_utf8(http.get(&format!("{}/metrics", server.url()), false).body).unwrap();
+    assert!(
+        metrics.contains("cinder_rejected_total{endpoint=\"scrape\",reason=\"series_limit\"}"),
+        "{metrics}"
+    );
+    let types = http
+        .get(&format!("{}/api/v1/profile-types", server.url()), false)
+        .json();
+    assert_eq!(types, serde_json::json!([]), "nothing was stored");
+}
