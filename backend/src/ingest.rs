@@ -811,6 +811,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_with_one_invalid_profile_stores_none_of_it() {
+        use proto::Message as _;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let labels: Labels = [("__name__", "cpu")].into_iter().collect();
+        let good = deep_profile(3, 1).encode_to_vec();
+        let mut bad = deep_profile(3, 1);
+        bad.sample[0].location_id.push(99); // no such location: fails validation
+        let items = [
+            (good.clone(), labels.clone()),
+            (bad.encode_to_vec(), labels.clone()),
+        ];
+        let err = ingest_all(&store, &items, &IngestOptions::now()).unwrap_err();
+        assert!(matches!(err, IngestError::Invalid(_)), "{err}");
+        assert!(store.meta.profile_types().is_empty(), "nothing stored");
+        assert_eq!(store.sizes().head_rows, 0);
+        // Two good ones: both stored, in one write.
+        let items = [(good.clone(), labels.clone()), (good, labels)];
+        let summary = ingest_all(&store, &items, &IngestOptions::now()).unwrap();
+        assert_eq!(summary.profile_types.len(), 2);
+        assert_eq!(store.sizes().head_rows, 2);
+    }
+
+    #[tokio::test]
     async fn a_stack_at_the_cap_is_kept_whole() {
         let frames = stored_stack(&deep_profile(MAX_STACK_FRAMES, 1)).await;
         assert_eq!(frames.len(), MAX_STACK_FRAMES);
