@@ -1,8 +1,10 @@
 //! Cinder's server. Data flows one way through the modules:
 //! [`scrape`] → [`ingest`] → [`store`] → [`query`] → [`api`]; [`web`] serves the UI and
 //! [`config`] holds what the command line and the config file say. [`metrics`] counts what
-//! happens for `/metrics`; [`debug`] records Cinder's own CPU profile so it can scrape itself.
+//! happens for `/metrics`; [`admission`] bounds the memory and concurrency of pushes,
+//! scrapes and queries; [`debug`] records Cinder's own CPU profile so it can scrape itself.
 
+pub mod admission;
 pub mod api;
 pub mod config;
 pub mod debug;

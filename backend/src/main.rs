@@ -4,6 +4,7 @@ use std::{future::IntoFuture as _, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use backend::{
+    admission::Admission,
     api::AppState,
     config::{Cli, ScrapeConfig, ScrapeFile, file::Secret},
     metrics::Metrics,
@@ -90,7 +91,10 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     let local_addr = listener.local_addr()?;
     tokio::task::spawn_blocking(backend::debug::warm_symbolizer);
     let metrics = Arc::new(Metrics::default());
+    let admission = Admission::new(cli.limits());
     let state = AppState::new()
+        .with_admission(admission.clone())
+        .with_query_limits(cli.query_limits())
         .with_metrics(metrics.clone())
         .with_api_token(cli.api_token.clone())
         .with_targets_api(cli.targets_api);
@@ -113,6 +117,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     });
     let options = ManagerOptions {
         allow_link_local: cli.allow_link_local_targets,
+        admission,
         ..ManagerOptions::default()
     };
     let manager = ScrapeManager::start(store.clone(), metrics, options, jobs)

@@ -110,6 +110,8 @@ pub struct Metrics {
     queries: Mutex<BTreeMap<String, QueryMetrics>>,
     pushed_samples: AtomicU64,
     pushed_profiles: AtomicU64,
+    /// Refused requests (and rows that lost a label) by endpoint and reason.
+    rejected: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
 
 /// What one finished scrape contributes.
@@ -139,6 +141,12 @@ impl Metrics {
     pub fn pushed(&self, samples: u64) {
         self.pushed_profiles.fetch_add(1, Ordering::Relaxed);
         self.pushed_samples.fetch_add(samples, Ordering::Relaxed);
+    }
+
+    /// Counts `n` things refused at `endpoint` (a route, or `scrape`) for `reason`.
+    pub fn rejected(&self, endpoint: &str, reason: &'static str, n: u64) {
+        let mut rejected = self.rejected.lock().expect("metrics lock");
+        *rejected.entry((endpoint.to_owned(), reason)).or_default() += n;
     }
 
     /// Records one query of `endpoint` (e.g. `/api/v1/query`).
@@ -209,6 +217,17 @@ impl Metrics {
             "# HELP cinder_pushed_profiles_total Profiles received on /api/v1/ingest.\n# TYPE cinder_pushed_profiles_total counter\ncinder_pushed_profiles_total {}",
             self.pushed_profiles.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP cinder_rejected_total Requests refused by a limit, and rows stored without a label over the sample-label limit, by endpoint and reason.\n# TYPE cinder_rejected_total counter"
+        );
+        for ((endpoint, reason), n) in self.rejected.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "cinder_rejected_total{{endpoint={},reason=\"{reason}\"}} {n}",
+                quote(endpoint)
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP cinder_targets Scrape targets, by job and health.\n# TYPE cinder_targets gauge"

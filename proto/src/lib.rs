@@ -7,6 +7,8 @@
 //!   profiles with invalid UTF-8 still decode; [`Profile::string`] converts lossily.
 //! - [`read`]: gzip (detected by magic bytes) or raw protobuf in, [`Profile`] out, with a hard
 //!   limit on the uncompressed size so a gzip bomb cannot exhaust memory.
+//! - [`census`]: counts samples, locations, functions and strings of an uncompressed
+//!   message without decoding it, so callers can refuse or budget for it first.
 //! - [`Profile::validate`]: linear-time referential checks (string indexes, ids, value
 //!   counts) with precise error messages.
 //! - [`Index`]: O(1) lookups by id and string index over a validated profile, for ingest.
@@ -27,13 +29,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod census;
 mod index;
 mod read;
 mod types;
 mod validate;
 
+pub use census::{Census, CensusError, census};
 pub use index::Index;
-pub use read::{ReadError, is_gzip, read};
+pub use read::{ReadError, decode, inflate, is_gzip, read};
 pub use types::{
     Function, Label, Line, Location, Mapping, Profile, Sample, StringIndexError, ValueType,
 };

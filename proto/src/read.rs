@@ -1,6 +1,9 @@
 //! Turning an untrusted request or scrape body into a [`Profile`], with a hard size limit.
 
-use std::io::{self, Read};
+use std::{
+    borrow::Cow,
+    io::{self, Read},
+};
 
 use flate2::read::MultiGzDecoder;
 use prost::Message;
@@ -47,22 +50,32 @@ pub fn is_gzip(body: &[u8]) -> bool {
 /// The result is only decoded, not checked: call [`Profile::validate`] (or
 /// [`Profile::index`]) before trusting ids and string indexes.
 pub fn read(body: &[u8], max_uncompressed: usize) -> Result<Profile, ReadError> {
+    decode(&inflate(body, max_uncompressed)?)
+}
+
+/// The protobuf bytes of `body`: inflated when it is gzip (see [`read`] for the limit),
+/// else `body` itself, refused when over `max_uncompressed` or empty.
+pub fn inflate(body: &[u8], max_uncompressed: usize) -> Result<Cow<'_, [u8]>, ReadError> {
     if body.is_empty() {
         return Err(ReadError::Empty);
     }
-    if is_gzip(body) {
-        let raw = gunzip_limited(body, max_uncompressed)?;
-        decode(&raw)
+    let raw = if is_gzip(body) {
+        Cow::Owned(gunzip_limited(body, max_uncompressed)?)
     } else if body.len() > max_uncompressed {
-        Err(ReadError::TooLarge {
+        return Err(ReadError::TooLarge {
             limit: max_uncompressed,
-        })
+        });
     } else {
-        decode(body)
+        Cow::Borrowed(body)
+    };
+    if raw.is_empty() {
+        return Err(ReadError::Empty);
     }
+    Ok(raw)
 }
 
-fn decode(raw: &[u8]) -> Result<Profile, ReadError> {
+/// Decodes uncompressed protobuf bytes (from [`inflate`]) into a [`Profile`].
+pub fn decode(raw: &[u8]) -> Result<Profile, ReadError> {
     if raw.is_empty() {
         return Err(ReadError::Empty);
     }

@@ -771,7 +771,7 @@ fn cumulative_allocations_are_stored_as_deltas() {
     let range = http
         .get(
             &format!(
-                "{}/api/v1/query_range?query={}&{ALL_TIME}&step=1h",
+                "{}/api/v1/query_range?query={}&{ALL_TIME}&step=1y",
                 server.url(),
                 enc("memory:alloc_objects:count:space:bytes:delta{job=\"allocs\"}")
             ),

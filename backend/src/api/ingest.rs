@@ -10,7 +10,9 @@ use axum::{
 use shared::labels::Labels;
 
 use super::{ApiError, AppState, ErrorBody};
-use crate::ingest::{IngestError, IngestOptions, IngestSummary, ingest_all};
+use std::sync::Arc;
+
+use crate::ingest::{IngestError, IngestOptions, IngestSummary, ingest_admitted};
 
 /// Largest accepted (compressed) body.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -22,8 +24,11 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
     ),
     request_body(content = Vec<u8>, description = "a pprof profile, gzipped or raw (any Content-Type)", content_type = "application/octet-stream"),
     responses((status = 200, body = IngestSummary),
-        (status = 400, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 503, body = ErrorBody), (status = 507, body = ErrorBody)))]
+        (status = 400, description = "an invalid profile or label, a label over a limit (--max-labels-per-series, --max-label-name-length, --max-label-value-length), or a profile time outside the allowed window (field time_nanos)", body = ErrorBody),
+        (status = 413, description = "the body is over 16 MiB, or a profile is over a per-profile cap (--max-profile-samples, --max-profile-locations)", body = ErrorBody),
+        (status = 429, description = "the ingest memory budget, the push concurrency limit or --max-series-per-type is reached; nothing of the request was stored", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait before retrying"))),
+        (status = 503, description = "storage is opening or failed to write; nothing was stored, retry", body = ErrorBody),
+        (status = 507, description = "the disk is full; nothing was stored, retry once it has room", body = ErrorBody)))]
 pub(crate) async fn push(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -38,22 +43,34 @@ pub(crate) async fn push(
         .map(Json)
 }
 
-/// Stores pushed profiles (all or none, see [`ingest_all`]) on a blocking thread, then
-/// flushes the head if it is due.
+/// Stores pushed profiles (all or none, see [`ingest_admitted`]) on a blocking thread
+/// once a push slot and budget are free, then flushes the head if it is due.
 pub(crate) async fn store_profiles(
     state: &AppState,
     items: Vec<(Bytes, Labels)>,
-    options: IngestOptions,
+    mut options: IngestOptions,
 ) -> Result<IngestSummary, ApiError> {
     let store = state.store()?.clone();
+    let _slot = state.admission.push().await?;
+    let admission = state.admission.clone();
+    options.limits = Arc::new(admission.limits().clone());
     let writer = store.clone();
-    let summary = tokio::task::spawn_blocking(move || ingest_all(&writer, &items, &options))
-        .await
-        .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))?
-        .map_err(ApiError::from)?;
+    let summary = tokio::task::spawn_blocking(move || {
+        ingest_admitted(&writer, &items, &options, Some(&admission))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("ingest task failed: {e}")))?
+    .map_err(ApiError::from)?;
     state
         .metrics
         .pushed(summary.profile_types.iter().map(|t| t.samples).sum());
+    if summary.dropped_sample_labels > 0 {
+        state.metrics.rejected(
+            &super::current_endpoint(),
+            "sample_label_values",
+            summary.dropped_sample_labels,
+        );
+    }
     if store.flush_due() {
         tokio::task::spawn_blocking(move || {
             if let Err(err) = store.flush_if_due() {
@@ -74,12 +91,14 @@ pub(crate) fn body_error(rejection: BytesRejection) -> ApiError {
 
 impl From<IngestError> for ApiError {
     fn from(err: IngestError) -> Self {
+        let reason = err.reason();
         match err {
             IngestError::Read(proto::ReadError::TooLarge { limit }) => ApiError::TooLarge(format!(
                 "the profile decompresses to more than {} MiB",
                 limit >> 20
             )),
             IngestError::Read(e) => ApiError::bad_request("invalid profile", e.to_string()),
+            IngestError::Framing(e) => ApiError::bad_request("invalid profile", e.to_string()),
             IngestError::Invalid(e) => ApiError::bad_request("invalid profile", e.to_string()),
             IngestError::MissingName => {
                 ApiError::bad_field("__name__", "missing profile name", err.to_string())
@@ -96,6 +115,17 @@ impl From<IngestError> for ApiError {
             IngestError::Store(e) if e.is_io() => ApiError::Unavailable(format!(
                 "storage failed to write; nothing was stored, retry later: {e}"
             )),
+            IngestError::LabelLimit { field, detail } => {
+                ApiError::limit_field(&field, reason, detail)
+            }
+            IngestError::TooManySeries { .. } => ApiError::Limit {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                reason,
+                detail: err.to_string(),
+                field: None,
+                retry_after: Some(std::time::Duration::from_secs(60)),
+            },
+            IngestError::Refused(refused) => refused.into(),
             IngestError::Store(e) => ApiError::Internal(e.to_string()),
         }
     }

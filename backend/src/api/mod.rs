@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
+mod flame_json;
 mod ingest;
 mod openapi;
 mod params;
@@ -17,6 +18,7 @@ use axum::{
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
+use tower_http::compression::Predicate;
 use utoipa_axum::{router::OpenApiRouter, router::UtoipaMethodRouterExt as _, routes};
 
 pub use ingest::MAX_BODY_BYTES;
@@ -26,7 +28,12 @@ pub use query::{
 };
 use serde::Serialize;
 
-use crate::{metrics::Metrics, scrape::ScrapeManager, store::Store};
+use crate::{
+    admission::{Admission, Refused},
+    metrics::Metrics,
+    scrape::ScrapeManager,
+    store::Store,
+};
 
 /// Largest accepted JSON push body: base64 makes profiles a third larger.
 pub const MAX_JSON_BODY_BYTES: usize = MAX_BODY_BYTES * 3 / 2;
@@ -40,6 +47,28 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     api_token: Option<Arc<str>>,
     targets_writable: bool,
+    /// Budget and concurrency limits of pushes and queries.
+    pub admission: Admission,
+    /// Bounds of queries.
+    pub query_limits: QueryLimits,
+}
+
+/// Bounds every query is held to (see the README's Limits section).
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    /// A query running longer is answered 503.
+    pub timeout: std::time::Duration,
+    /// Series one query may select.
+    pub max_series: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            timeout: std::time::Duration::from_secs(30),
+            max_series: 100_000,
+        }
+    }
 }
 
 impl Default for AppState {
@@ -50,6 +79,8 @@ impl Default for AppState {
             metrics: Arc::default(),
             api_token: None,
             targets_writable: true,
+            admission: Admission::default(),
+            query_limits: QueryLimits::default(),
         }
     }
 }
@@ -69,6 +100,18 @@ impl AppState {
     /// Requires `Authorization: Bearer <token>` for ingest and target changes.
     pub fn with_api_token(mut self, token: Option<String>) -> Self {
         self.api_token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self
+    }
+
+    /// Uses these budget and concurrency limits (share them with the scrape manager).
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Holds queries to these bounds.
+    pub fn with_query_limits(mut self, limits: QueryLimits) -> Self {
+        self.query_limits = limits;
         self
     }
 
@@ -165,6 +208,20 @@ pub enum ApiError {
     /// The disk is full; the caller may retry once it has room (507).
     #[error("insufficient storage: {0}")]
     InsufficientStorage(String),
+    /// A limit refused the request: 400 (a bound of the request), 413 (a per-profile
+    /// cap) or 429 (a budget or concurrency limit, with `Retry-After`). Counted in
+    /// `cinder_rejected_total{endpoint, reason}`.
+    #[error("{detail}")]
+    Limit {
+        status: StatusCode,
+        reason: &'static str,
+        detail: String,
+        field: Option<String>,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// The query ran past `--query-timeout`.
+    #[error("query timed out: {0}")]
+    Timeout(String),
     /// A failure of ours, not the caller's.
     #[error("internal error: {0}")]
     Internal(String),
@@ -177,6 +234,17 @@ impl ApiError {
             error: error.into(),
             detail: detail.into(),
             field: None,
+        }
+    }
+
+    /// A 400 from a query bound, naming the parameter.
+    pub fn limit_field(field: &str, reason: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::Limit {
+            status: StatusCode::BAD_REQUEST,
+            reason,
+            detail: detail.into(),
+            field: Some(field.to_owned()),
+            retry_after: None,
         }
     }
 
@@ -234,6 +302,19 @@ impl IntoResponse for ApiError {
                 (StatusCode::FORBIDDEN, "forbidden".into(), detail, None)
             }
             ApiError::Conflict(detail) => (StatusCode::CONFLICT, "conflict".into(), detail, None),
+            ApiError::Limit {
+                status,
+                reason,
+                detail,
+                field,
+                retry_after,
+            } => return limit_response(status, reason, detail, field, retry_after),
+            ApiError::Timeout(detail) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "query timeout".into(),
+                detail,
+                None,
+            ),
             ApiError::NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready".into(),
@@ -280,6 +361,74 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Why a request was refused, attached to the answer for `cinder_rejected_total`.
+#[derive(Debug, Clone, Copy)]
+struct RejectReason(&'static str);
+
+fn limit_response(
+    status: StatusCode,
+    reason: &'static str,
+    detail: String,
+    field: Option<String>,
+    retry_after: Option<std::time::Duration>,
+) -> Response {
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too large",
+        StatusCode::TOO_MANY_REQUESTS => "too many requests",
+        _ => "limit exceeded",
+    };
+    let body = Json(ErrorBody {
+        error: error.into(),
+        detail,
+        field,
+    });
+    let mut response = (status, body).into_response();
+    if let Some(after) = retry_after {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(after.as_secs().max(1)),
+        );
+    }
+    response.extensions_mut().insert(RejectReason(reason));
+    response
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::ProfileTooLarge(detail) => ApiError::Limit {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                reason: "profile_too_large",
+                detail,
+                field: None,
+                retry_after: None,
+            },
+            Refused::Busy {
+                detail,
+                retry_after,
+            } => ApiError::Limit {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                reason: "overloaded",
+                detail,
+                field: None,
+                retry_after: Some(retry_after),
+            },
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The route being served (for counting what its handler drops).
+    static ENDPOINT: String;
+}
+
+/// The route the current request matched, inside a handler.
+pub(crate) fn current_endpoint() -> String {
+    ENDPOINT
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 /// The API routes plus the health, metrics and self-profiling endpoints.
 pub fn router(state: AppState) -> Router {
     let (router, doc) = documented_routes().split_for_parts();
@@ -289,12 +438,50 @@ pub fn router(state: AppState) -> Router {
     router
         .nest("/api", Router::new().fallback(unknown_api_route))
         .route_layer(middleware::from_fn_with_state(state.clone(), track_query))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_rejections,
+        ))
         .with_state(state)
+        .layer(compression())
+}
+
+/// Compresses JSON and Arrow answers when the client asks (`Accept-Encoding: gzip` or
+/// `zstd`), at the fastest level: answers are built per request, so speed beats ratio.
+/// pprof exports are gzip already; other answers are left alone.
+fn compression() -> tower_http::compression::CompressionLayer<impl Predicate> {
+    use tower_http::compression::{CompressionLayer, CompressionLevel, predicate::SizeAbove};
+    let compressible =
+        |_: StatusCode, _: axum::http::Version, headers: &HeaderMap, _: &axum::http::Extensions| {
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| {
+                    t.starts_with("application/json") || t.starts_with(shared::ipc::CONTENT_TYPE)
+                })
+        };
+    CompressionLayer::new()
+        .quality(CompressionLevel::Fastest)
+        .compress_when(SizeAbove::new(1024).and(compressible))
 }
 
 /// The OpenAPI document of every route [`router`] serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     documented_routes().split_for_parts().1
+}
+
+/// Counts refused requests per route and reason for `/metrics`.
+async fn count_rejections(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let response = ENDPOINT.scope(endpoint.clone(), next.run(request)).await;
+    if let Some(RejectReason(reason)) = response.extensions().get::<RejectReason>() {
+        state.metrics.rejected(&endpoint, reason, 1);
+    }
+    response
 }
 
 /// Counts and times the query endpoints (`/api/v1/query*`) for `/metrics`.

@@ -10,12 +10,17 @@ use crate::store::now_ms;
 /// Query-string parameters by name (the last one wins).
 pub(crate) type Params = HashMap<String, String>;
 
-/// A time: unix milliseconds or RFC 3339.
+/// A time: unix milliseconds (an integer or a decimal; beyond what an `i64` holds it is
+/// clamped, as the store cannot represent more) or RFC 3339.
 pub(crate) fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
-    if let Ok(ms) = text.trim().parse::<i64>() {
+    let trimmed = text.trim();
+    if let Ok(ms) = trimmed.parse::<i64>() {
         return Ok(ms);
     }
-    chrono::DateTime::parse_from_rfc3339(text.trim())
+    if let Some(ms) = clamped_number(trimmed) {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(trimmed)
         .map(|t| t.timestamp_millis())
         .map_err(|e| {
             ApiError::bad_field(
@@ -24,6 +29,21 @@ pub(crate) fn parse_time(field: &str, text: &str) -> Result<i64, ApiError> {
                 format!("{field}={text:?} is neither unix milliseconds nor RFC 3339 ({e})"),
             )
         })
+}
+
+/// A number too large for an `i64` or with a fraction, clamped and truncated to one.
+fn clamped_number(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let plain = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && digits.bytes().filter(|&b| b == b'.').count() <= 1
+        && digits.bytes().any(|b| b.is_ascii_digit());
+    if !plain {
+        return None;
+    }
+    let value: f64 = text.parse().ok()?;
+    // `as` saturates at i64::MIN/MAX.
+    value.is_finite().then_some(value as i64)
 }
 
 /// An optional time parameter.
@@ -39,7 +59,7 @@ pub(crate) fn time_param(params: &Params, field: &str) -> Result<Option<i64>, Ap
 pub(crate) fn range(params: &Params, suffix: &str) -> Result<(i64, i64), ApiError> {
     let (start_key, end_key) = (format!("start{suffix}"), format!("end{suffix}"));
     let end = time_param(params, &end_key)?.unwrap_or_else(now_ms);
-    let start = time_param(params, &start_key)?.unwrap_or(end - 3_600_000);
+    let start = time_param(params, &start_key)?.unwrap_or(end.saturating_sub(3_600_000));
     if start > end {
         return Err(ApiError::bad_field(
             &start_key,
@@ -77,7 +97,7 @@ pub(crate) fn duration_ms(params: &Params, field: &str) -> Result<Option<i64>, A
     let d = parse_duration(text).map_err(|e| {
         ApiError::bad_field(field, "invalid duration", format!("{field}={text:?}: {e}"))
     })?;
-    Ok(Some(d.as_millis() as i64))
+    Ok(Some(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
 }
 
 /// A positive integer.
@@ -120,6 +140,28 @@ mod tests {
             1_700_000_000_000
         );
         assert!(parse_time("t", "yesterday").is_err());
+    }
+
+    #[test]
+    fn times_beyond_an_i64_are_clamped_not_refused() {
+        assert_eq!(
+            parse_time("t", "99999999999999999999999").unwrap(),
+            i64::MAX
+        );
+        assert_eq!(
+            parse_time("t", "-99999999999999999999999").unwrap(),
+            i64::MIN
+        );
+        assert_eq!(
+            parse_time("t", "1700000000000.7").unwrap(),
+            1_700_000_000_000
+        );
+        assert_eq!(parse_time("t", &i64::MAX.to_string()).unwrap(), i64::MAX);
+        for bad in ["1e400", "1.2.3", "-", ".", "12abc", "NaN", "inf"] {
+            assert!(parse_time("t", bad).is_err(), "{bad}");
+        }
+        let p: Params = [("end".to_owned(), i64::MIN.to_string())].into();
+        assert_eq!(range(&p, "").unwrap(), (i64::MIN, i64::MIN));
     }
 
     #[test]

@@ -33,7 +33,9 @@ const SERVICE_LABEL: &str = "service_name";
         ("format" = Option<String>, Query, description = "pprof (the only one accepted)"),
     ),
     request_body(content = Vec<u8>, description = "pprof, raw or multipart with a `profile` part", content_type = "application/octet-stream"),
-    responses((status = 200, body = IngestSummary), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = IngestSummary), (status = 400, body = ErrorBody),
+        (status = 413, description = "the body is over 16 MiB, or a profile is over a per-profile cap (--max-profile-samples, --max-profile-locations)", body = ErrorBody),
+        (status = 429, description = "the ingest memory budget, the push concurrency limit or --max-series-per-type is reached; nothing of the request was stored", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait before retrying")))))]
 pub(crate) async fn pyroscope_ingest(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
@@ -214,7 +216,9 @@ pub(crate) struct RawSample {
 /// request is decoded and checked before any is stored.
 #[utoipa::path(post, path = "/profilestore.v1alpha1.ProfileStoreService/WriteRaw", tag = "compat",
     request_body(content = WriteRawRequest, content_type = "application/json"),
-    responses((status = 200, description = "`{}`"), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "`{}`"), (status = 400, body = ErrorBody),
+        (status = 413, description = "the body is over 16 MiB, or a profile is over a per-profile cap (--max-profile-samples, --max-profile-locations)", body = ErrorBody),
+        (status = 429, description = "the ingest memory budget, the push concurrency limit or --max-series-per-type is reached; nothing of the request was stored", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait before retrying")))))]
 pub(crate) async fn parca_write_raw(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -264,7 +268,9 @@ pub(crate) async fn parca_write_raw(
 /// `POST /api/profiles/writeraw`: [`parca_write_raw`] through Parca's gateway path.
 #[utoipa::path(post, path = "/profiles/writeraw", tag = "compat",
     request_body(content = WriteRawRequest, content_type = "application/json"),
-    responses((status = 200, description = "`{}`"), (status = 400, body = ErrorBody)))]
+    responses((status = 200, description = "`{}`"), (status = 400, body = ErrorBody),
+        (status = 413, description = "the body is over 16 MiB, or a profile is over a per-profile cap (--max-profile-samples, --max-profile-locations)", body = ErrorBody),
+        (status = 429, description = "the ingest memory budget, the push concurrency limit or --max-series-per-type is reached; nothing of the request was stored", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait before retrying")))))]
 pub(crate) async fn parca_write_raw_gateway(
     state: State<AppState>,
     headers: HeaderMap,

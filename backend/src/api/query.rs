@@ -2,7 +2,10 @@
 //! (`query`: merge, single or diff; reported as a top table, a flame-graph tree, an Arrow
 //! stream of stacks or gzipped pprof).
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use axum::{
     Json,
@@ -21,7 +24,7 @@ use shared::{
 };
 
 use super::{
-    ApiError, AppState, ErrorBody,
+    ApiError, AppState, ErrorBody, flame_json,
     params::{self, Params},
 };
 use crate::{
@@ -67,22 +70,38 @@ pub(crate) async fn profile_types(
     ))
 }
 
-/// Series ids a `query` parameter selects (all series of all types when absent).
-fn selected_series(store: &Store, p: &Params) -> Result<Vec<u64>, ApiError> {
-    if p.get("query").is_none_or(|q| q.trim().is_empty()) {
-        let all = shared::labels::Selector::default();
-        let mut ids: Vec<u64> = store
-            .meta
-            .profile_types()
+/// Series ids with samples in `start..end` (default: the last hour) that the `query`
+/// parameter selects (all series of all types when absent).
+async fn selected_series(store: &Arc<Store>, p: &Params) -> Result<Vec<u64>, ApiError> {
+    let (start, end) = params::range(p, "")?;
+    let selections: Vec<Selection> = if p.get("query").is_none_or(|q| q.trim().is_empty()) {
+        store
+            .profile_types_in(start, end)
             .iter()
-            .flat_map(|t| store.meta.select_series(t, &all))
-            .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        return Ok(ids);
+            .filter_map(|t| t.parse().ok())
+            .map(|profile_type| Selection {
+                profile_type,
+                selector: shared::labels::Selector::default(),
+                start,
+                end,
+            })
+            .collect()
+    } else {
+        let q = params::query(p, "query")?;
+        vec![Selection {
+            profile_type: q.profile_type,
+            selector: q.selector,
+            start,
+            end,
+        }]
+    };
+    let mut ids = Vec::new();
+    for sel in &selections {
+        ids.extend(engine::series_in(store, sel).await?);
     }
-    let q = params::query(p, "query")?;
-    Ok(store.meta.select_series(&q.profile_type.id(), &q.selector))
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// `GET /api/v1/labels?query&start&end`: label names.
@@ -92,15 +111,21 @@ fn selected_series(store: &Store, p: &Params) -> Result<Vec<u64>, ApiError> {
         ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
         ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
     ),
-    responses((status = 200, description = "label names", body = Vec<String>),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "label names of the series with samples in start..end", body = Vec<String>),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "too many queries at once; retry after Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 503, description = "storage still opening, or the query ran past --query-timeout", body = ErrorBody)))]
 pub(crate) async fn labels(
     State(state): State<AppState>,
     Query(p): Query<Params>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    let store = state.store()?;
-    params::range(&p, "")?;
-    Ok(Json(store.meta.label_names(&selected_series(store, &p)?)))
+    let store = state.store()?.clone();
+    bounded(&state, async move {
+        let series = selected_series(&store, &p).await?;
+        Ok(Json(store.meta.label_names(&series)))
+    })
+    .await
 }
 
 /// `GET /api/v1/labels/{name}/values?query&start&end`.
@@ -111,18 +136,104 @@ pub(crate) async fn labels(
         ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
         ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
     ),
-    responses((status = 200, description = "values of the label", body = Vec<String>),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, description = "values of the label among the series with samples in start..end", body = Vec<String>),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 429, description = "too many queries at once; retry after Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 503, description = "storage still opening, or the query ran past --query-timeout", body = ErrorBody)))]
 pub(crate) async fn label_values(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(p): Query<Params>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    let store = state.store()?;
-    params::range(&p, "")?;
-    Ok(Json(
-        store.meta.label_values(&name, &selected_series(store, &p)?),
-    ))
+    let store = state.store()?.clone();
+    bounded(&state, async move {
+        let series = selected_series(&store, &p).await?;
+        Ok(Json(store.meta.label_values(&name, &series)))
+    })
+    .await
+}
+
+/// Most points `query_range` answers per series (as Prometheus).
+pub(crate) const MAX_POINTS: i128 = 11_000;
+/// Largest accepted `max_nodes`.
+pub(crate) const MAX_NODES_CAP: usize = 2_000_000;
+/// Most labels `group_by` or `sum_by` may name.
+pub(crate) const MAX_GROUP_LABELS: usize = 10;
+/// Most groups a `group_by` query may make.
+pub(crate) const MAX_GROUPS: usize = 10_000;
+
+/// Runs a query in a query slot (see [`crate::admission`]) within `--query-timeout`.
+async fn bounded<T>(
+    state: &AppState,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let _slot = state.admission.query().await?;
+    let timeout = state.query_limits.timeout;
+    tokio::time::timeout(timeout, work).await.map_err(|_| {
+        ApiError::Timeout(format!(
+            "the query ran past --query-timeout ({}); narrow its time range or selector",
+            shared::duration::format_duration(timeout)
+        ))
+    })?
+}
+
+/// Runs CPU-heavy work (resolving, trees, encoding) on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("query task failed: {e}")))?
+}
+
+/// 400 when the selection has more series than `--query-max-series`.
+fn check_series(
+    state: &AppState,
+    store: &Store,
+    query: &ProfileQuery,
+    field: &str,
+) -> Result<(), ApiError> {
+    let max = state.query_limits.max_series;
+    let n = store
+        .meta
+        .select_series(&query.profile_type.id(), &query.selector)
+        .len();
+    if n > max {
+        return Err(ApiError::limit_field(
+            field,
+            "query_max_series",
+            format!(
+                "{field} selects {n} series; the limit is {max} (--query-max-series): narrow the selector"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// 400 when a label list (`group_by`, `sum_by`) names too many or invalid labels.
+fn group_labels_param(p: &Params, field: &str) -> Result<Vec<String>, ApiError> {
+    let names = params::list(p, field);
+    if names.len() > MAX_GROUP_LABELS {
+        return Err(ApiError::limit_field(
+            field,
+            "group_labels",
+            format!(
+                "{field} names {} labels; the limit is {MAX_GROUP_LABELS}",
+                names.len()
+            ),
+        ));
+    }
+    for name in &names {
+        if !shared::labels::is_valid_label_name(name) {
+            return Err(ApiError::bad_field(
+                field,
+                "invalid label name",
+                format!("{field}={name:?} is not a label name"),
+            ));
+        }
+    }
+    Ok(names)
 }
 
 /// The answer of `query_range`.
@@ -155,16 +266,20 @@ pub struct RangePoint {
         ("query" = String, Query, description = "e.g. `process_cpu:samples:count:cpu:nanoseconds:delta{job=\"api\"}`"),
         ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
         ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
-        ("step" = Option<String>, Query, description = "bucket width of delta types, e.g. `15s`"),
-        ("sum_by" = Option<String>, Query, description = "comma-separated label names to sum series by"),
+        ("step" = Option<String>, Query, description = "bucket width of delta types, e.g. `15s`; at most 11,000 buckets per series (default: about 200)"),
+        ("sum_by" = Option<String>, Query, description = "comma-separated label names to sum series by (at most 10)"),
     ),
     responses((status = 200, body = RangeResponse),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 400, description = "invalid parameters, or over a query bound (step, series)", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 429, description = "too many queries at once; retry after Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 503, description = "storage still opening, or the query ran past --query-timeout", body = ErrorBody)))]
 pub(crate) async fn query_range(
     State(state): State<AppState>,
     Query(p): Query<Params>,
 ) -> Result<Json<RangeResponse>, ApiError> {
-    let store = state.store()?;
+    let store = state.store()?.clone();
     let q = params::query(&p, "query")?;
     let (start, end) = params::range(&p, "")?;
     let step = params::duration_ms(&p, "step")?.unwrap_or_else(|| default_step(start, end));
@@ -172,64 +287,133 @@ pub(crate) async fn query_range(
         return Err(ApiError::bad_field(
             "step",
             "invalid duration",
-            "step must be positive",
+            "step must be at least 1ms",
         ));
     }
-    let sum_by = params::list(&p, "sum_by");
-    let sel = Selection {
-        profile_type: q.profile_type.clone(),
-        selector: q.selector,
-        start,
-        end,
-    };
-    let points = engine::profile_points(store, &sel).await?;
-    let scale_by_period = q.profile_type.scales_by_period();
-    let mut groups: BTreeMap<Labels, BTreeMap<i64, Bucket>> = BTreeMap::new();
-    for point in points {
-        let labels = group_labels(&engine::series_labels(&store.meta, point.series), &sum_by);
-        let t = if q.profile_type.delta {
-            start + (point.timestamp - start) / step * step
-        } else {
-            point.timestamp
-        };
-        let bucket = groups.entry(labels).or_default().entry(t).or_default();
-        bucket.value += point.total;
-        bucket.duration_ns += point.duration;
-        bucket.scaled += if scale_by_period && point.period > 0 {
-            point.total as f64 * point.period as f64
-        } else {
-            point.total as f64
-        };
+    let points = (i128::from(end) - i128::from(start)) / i128::from(step) + 1;
+    if points > MAX_POINTS {
+        return Err(ApiError::limit_field(
+            "step",
+            "query_range_points",
+            format!(
+                "step={step}ms over {start}..{end} makes {points} points per series; the limit is \
+                 {MAX_POINTS}: use a step of at least {}ms",
+                (i128::from(end) - i128::from(start)) / (MAX_POINTS - 1) + 1
+            ),
+        ));
     }
-    let series = groups
-        .into_iter()
-        .map(|(labels, buckets)| RangeSeries {
-            labels,
-            points: buckets
-                .into_iter()
-                .map(|(t, b)| b.point(t, q.profile_type.delta, step))
-                .collect(),
+    let sum_by = group_labels_param(&p, "sum_by")?;
+    check_series(&state, &store, &q, "query")?;
+    bounded(&state, async move {
+        let sel = Selection {
+            profile_type: q.profile_type.clone(),
+            selector: q.selector,
+            start,
+            end,
+        };
+        let points = engine::profile_points(&store, &sel).await?;
+        let profile_type = q.profile_type;
+        blocking(move || {
+            let range = RangeShape {
+                start,
+                step,
+                delta: profile_type.delta,
+                scale_by_period: profile_type.scales_by_period(),
+            };
+            Ok(Json(range.series(&store, points, &sum_by)))
         })
-        .collect();
-    Ok(Json(RangeResponse { series }))
+        .await
+    })
+    .await
 }
 
+/// How `query_range` buckets points.
+struct RangeShape {
+    start: i64,
+    step: i64,
+    delta: bool,
+    scale_by_period: bool,
+}
+
+impl RangeShape {
+    /// The graph's series: points grouped by (summed) labels and bucketed by `step` (delta
+    /// types) or kept per profile (snapshots).
+    fn series(
+        &self,
+        store: &Store,
+        points: Vec<engine::ProfilePoint>,
+        sum_by: &[String],
+    ) -> RangeResponse {
+        let mut groups: BTreeMap<Labels, BTreeMap<i64, Bucket>> = BTreeMap::new();
+        let mut labels_of: HashMap<u64, Labels> = HashMap::new();
+        for point in points {
+            let labels = labels_of
+                .entry(point.series)
+                .or_insert_with(|| {
+                    group_labels(&engine::series_labels(&store.meta, point.series), sum_by)
+                })
+                .clone();
+            let t = if self.delta {
+                self.bucket_start(point.timestamp)
+            } else {
+                point.timestamp
+            };
+            let scaled = if self.scale_by_period && point.period > 0 {
+                point.total as f64 * point.period as f64
+            } else {
+                point.total as f64
+            };
+            let bucket = groups.entry(labels).or_default().entry(t).or_default();
+            bucket.value = bucket.value.saturating_add(point.total);
+            let series = bucket.per_series.entry(point.series).or_default();
+            series.0 += scaled;
+            series.1 = series.1.saturating_add(point.duration);
+        }
+        let series = groups
+            .into_iter()
+            .map(|(labels, buckets)| RangeSeries {
+                labels,
+                points: buckets
+                    .into_iter()
+                    .map(|(t, b)| b.point(t, self.delta, self.step))
+                    .collect(),
+            })
+            .collect();
+        RangeResponse { series }
+    }
+
+    /// The start of the bucket holding `t`, in checked arithmetic.
+    fn bucket_start(&self, t: i64) -> i64 {
+        let (start, step) = (i128::from(self.start), i128::from(self.step));
+        let bucket = start + (i128::from(t) - start).div_euclid(step) * step;
+        bucket.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    }
+}
+
+/// One bucket of one graph series: the summed value and, per stored series, its scaled
+/// value and profiled time.
 #[derive(Debug, Default)]
 struct Bucket {
     value: i64,
-    scaled: f64,
-    duration_ns: i64,
+    per_series: HashMap<u64, (f64, i64)>,
 }
 
 impl Bucket {
+    /// `value_per_second` sums each stored series' rate (its values over its own
+    /// profiled time): ten targets using one core each read ten cores.
     fn point(&self, t: i64, delta: bool, step_ms: i64) -> RangePoint {
         let per_second = delta.then(|| {
-            let seconds = if self.duration_ns > 0 {
-                self.duration_ns as f64 / 1e9
-            } else {
-                step_ms as f64 / 1e3
-            };
-            self.scaled / seconds
+            self.per_series
+                .values()
+                .map(|&(scaled, duration_ns)| {
+                    let seconds = if duration_ns > 0 {
+                        duration_ns as f64 / 1e9
+                    } else {
+                        step_ms as f64 / 1e3
+                    };
+                    scaled / seconds
+                })
+                .sum()
         });
         RangePoint {
             t,
@@ -241,7 +425,8 @@ impl Bucket {
 
 /// About 200 points over the range, at least 1 s.
 fn default_step(start: i64, end: i64) -> i64 {
-    ((end - start) / 200).max(1000)
+    let width = (i128::from(end) - i128::from(start)) / 200;
+    width.clamp(1000, i128::from(i64::MAX)) as i64
 }
 
 fn group_labels(labels: &Labels, sum_by: &[String]) -> Labels {
@@ -275,6 +460,7 @@ struct Side {
 /// Reads a selection (`mode=merge` over start..end, `mode=single` at `time`, with a suffix
 /// such as `_a` for diff sides).
 async fn read_side(
+    state: &AppState,
     store: &Store,
     p: &Params,
     suffix: &str,
@@ -287,6 +473,7 @@ async fn read_side(
         format!("query{suffix}")
     };
     let q = params::query(p, &query_key)?;
+    check_series(state, store, &q, &query_key)?;
     let time_key = format!("time{suffix}");
     let (start, end) = match (mode, params::time_param(p, &time_key)?) {
         ("single", None) => {
@@ -306,6 +493,16 @@ async fn read_side(
         end,
     };
     let merged = engine::merge_by(store, &sel, group_by).await?;
+    if merged.groups.len() > MAX_GROUPS {
+        return Err(ApiError::limit_field(
+            "group_by",
+            "groups",
+            format!(
+                "group_by makes {} groups; the limit is {MAX_GROUPS}: group by fewer labels or narrow the selector",
+                merged.groups.len()
+            ),
+        ));
+    }
     Ok(Side {
         query: q,
         merged,
@@ -314,26 +511,21 @@ async fn read_side(
     })
 }
 
-async fn read_request(store: &Store, p: &Params) -> Result<ProfileRequest, ApiError> {
+async fn read_request(
+    state: &AppState,
+    store: &Store,
+    p: &Params,
+) -> Result<ProfileRequest, ApiError> {
     let mode = p.get("mode").map(String::as_str).unwrap_or("merge");
     let filter = StackFilter {
         keep_containing: params::list(p, "keep"),
         drop_containing: params::list(p, "drop"),
         hide_frames: params::list(p, "hide"),
     };
-    let group_by = params::list(p, "group_by");
-    for name in &group_by {
-        if !shared::labels::is_valid_label_name(name) {
-            return Err(ApiError::bad_field(
-                "group_by",
-                "invalid label name",
-                format!("group_by={name:?} is not a label name"),
-            ));
-        }
-    }
+    let group_by = group_labels_param(p, "group_by")?;
     match mode {
         "merge" | "single" => {
-            let side = read_side(store, p, "", mode, &group_by).await?;
+            let side = read_side(state, store, p, "", mode, &group_by).await?;
             Ok(ProfileRequest {
                 profile_type: side.query.profile_type,
                 merged: side.merged,
@@ -351,8 +543,8 @@ async fn read_request(store: &Store, p: &Params) -> Result<ProfileRequest, ApiEr
                     "merge"
                 }
             };
-            let a = read_side(store, p, "_a", side_mode("_a"), &group_by).await?;
-            let b = read_side(store, p, "_b", side_mode("_b"), &group_by).await?;
+            let a = read_side(state, store, p, "_a", side_mode("_a"), &group_by).await?;
+            let b = read_side(state, store, p, "_b", side_mode("_b"), &group_by).await?;
             if a.query.profile_type != b.query.profile_type {
                 return Err(ApiError::bad_field(
                     "query_b",
@@ -439,11 +631,11 @@ enum Format {
         ("report" = Option<String>, Query, description = "stacks (default), flamegraph, top or pprof"),
         ("format" = Option<String>, Query, description = "arrow (default for stacks) or json"),
         ("limit" = Option<usize>, Query, description = "report=top: rows (default 100)"),
-        ("max_nodes" = Option<usize>, Query, description = "fold the smallest subtrees beyond this many flame-tree nodes (default 8192 for flamegraph, 200000 for stacks)"),
+        ("max_nodes" = Option<usize>, Query, description = "fold the smallest subtrees beyond this many flame-tree nodes (default 8192 for flamegraph, 200000 for stacks; at most 2000000)"),
         ("keep" = Option<String>, Query, description = "keep stacks with a frame containing one of these (comma-separated, case-insensitive)"),
         ("drop" = Option<String>, Query, description = "drop stacks with a frame containing one of these"),
         ("hide" = Option<String>, Query, description = "remove frames containing one of these"),
-        ("group_by" = Option<String>, Query, description = "label names; adds an outermost frame per group"),
+        ("group_by" = Option<String>, Query, description = "label names (at most 10); adds an outermost frame per group (at most 10000 groups)"),
     ),
     responses(
         (status = 200, description = "report=stacks: an Arrow IPC stream (see the README), or StacksReport with format=json; report=top: TopReport; report=flamegraph: FlamegraphReport, or with format=arrow one row per node; report=pprof: gzipped pprof",
@@ -452,30 +644,76 @@ enum Format {
                 (Vec<u8> = "application/vnd.apache.arrow.stream"),
                 (Vec<u8> = "application/octet-stream"),
             )),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 400, description = "invalid parameters, or over a query bound (max_nodes, group_by, series)", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 429, description = "too many queries at once; retry after Retry-After seconds", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "seconds to wait"))),
+        (status = 503, description = "storage still opening, or the query ran past --query-timeout", body = ErrorBody)))]
 pub(crate) async fn query(
     State(state): State<AppState>,
     Query(p): Query<Params>,
 ) -> Result<Response, ApiError> {
-    let store = state.store()?;
+    let store = state.store()?.clone();
     let report = p.get("report").map(String::as_str).unwrap_or("stacks");
-    if !matches!(report, "top" | "flamegraph" | "stacks" | "pprof") {
-        return Err(ApiError::bad_field(
-            "report",
-            "invalid report",
-            format!("report={report:?}; expected stacks, flamegraph, top or pprof"),
-        ));
-    }
+    let report = match report {
+        "top" => Report::Top,
+        "flamegraph" => Report::Flamegraph,
+        "stacks" => Report::Stacks,
+        "pprof" => Report::Pprof,
+        other => {
+            return Err(ApiError::bad_field(
+                "report",
+                "invalid report",
+                format!("report={other:?}; expected stacks, flamegraph, top or pprof"),
+            ));
+        }
+    };
     let format = answer_format(&p, report)?;
     let limit = params::usize_param(&p, "limit")?;
     let max_nodes = params::usize_param(&p, "max_nodes")?;
-    let request = read_request(store, &p).await?;
-    let stacks = engine::resolve(&store.meta, &request.merged.stacks, &request.merged.groups)?;
-    let stacks = if request.filter.is_empty() {
-        stacks
-    } else {
-        request.filter.apply(&stacks)
-    };
+    if let Some(n) = max_nodes.filter(|&n| n > MAX_NODES_CAP) {
+        return Err(ApiError::limit_field(
+            "max_nodes",
+            "max_nodes",
+            format!("max_nodes={n}; the limit is {MAX_NODES_CAP}"),
+        ));
+    }
+    bounded(&state, async {
+        let request = read_request(&state, &store, &p).await?;
+        let store = store.clone();
+        blocking(move || {
+            let stacks =
+                engine::resolve(&store.meta, &request.merged.stacks, &request.merged.groups)?;
+            let stacks = if request.filter.is_empty() {
+                stacks
+            } else {
+                request.filter.apply(&stacks)
+            };
+            render(&request, stacks, report, format, limit, max_nodes)
+        })
+        .await
+    })
+    .await
+}
+
+/// The reports of `/api/v1/query`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Report {
+    Top,
+    Flamegraph,
+    Stacks,
+    Pprof,
+}
+
+/// Builds the answer of a resolved request (on a blocking thread).
+fn render(
+    request: &ProfileRequest,
+    stacks: StackSet,
+    report: Report,
+    format: Format,
+    limit: Option<usize>,
+    max_nodes: Option<usize>,
+) -> Result<Response, ApiError> {
     let unit = request.profile_type.sample_unit.clone();
     let meta = StacksMeta {
         unit: unit.clone(),
@@ -486,14 +724,16 @@ pub(crate) async fn query(
         profile_type: request.profile_type.id(),
     };
     match (report, format) {
-        ("top", _) => Ok(Json(top_report(&stacks, &unit, limit.unwrap_or(100))).into_response()),
-        ("flamegraph", Format::Json) => Ok(Json(flamegraph_report(
-            &stacks,
-            &unit,
-            max_nodes.unwrap_or(DEFAULT_MAX_NODES),
-        ))
-        .into_response()),
-        ("flamegraph", Format::Arrow) => {
+        (Report::Top, _) => {
+            Ok(Json(top_report(&stacks, &unit, limit.unwrap_or(100))).into_response())
+        }
+        (Report::Flamegraph, Format::Json) => {
+            let tree = FlameTree::build(&stacks, TreeOptions::default());
+            let (tree, trimmed) = tree.trim(max_nodes.unwrap_or(DEFAULT_MAX_NODES).max(1));
+            let body = flame_json::report(&tree, &unit, trimmed);
+            Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+        }
+        (Report::Flamegraph, Format::Arrow) => {
             let tree = FlameTree::build(&stacks, TreeOptions::default());
             let (tree, trimmed) = tree.trim(max_nodes.unwrap_or(DEFAULT_MAX_NODES).max(1));
             let meta = StacksMeta {
@@ -505,7 +745,7 @@ pub(crate) async fn query(
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             Ok(([(header::CONTENT_TYPE, ipc::CONTENT_TYPE)], body).into_response())
         }
-        ("stacks", format) => {
+        (Report::Stacks, format) => {
             let (stacks, meta) =
                 trim_stacks(stacks, meta, max_nodes.unwrap_or(DEFAULT_MAX_STACK_NODES));
             if format == Format::Json {
@@ -521,7 +761,7 @@ pub(crate) async fn query(
             }
             Ok(stream_stacks(stacks, meta))
         }
-        _ => {
+        (Report::Pprof, _) => {
             let info = engine::ExportInfo {
                 profile_type: &request.profile_type,
                 start_ms: request.start,
@@ -545,14 +785,16 @@ pub(crate) async fn query(
 }
 
 /// `format=json|arrow`, defaulting to Arrow for stacks and JSON for the rest.
-fn answer_format(p: &Params, report: &str) -> Result<Format, ApiError> {
+fn answer_format(p: &Params, report: Report) -> Result<Format, ApiError> {
     match (p.get("format").map(String::as_str), report) {
-        (None, "stacks") | (Some("arrow"), "stacks" | "flamegraph") => Ok(Format::Arrow),
+        (None, Report::Stacks) | (Some("arrow"), Report::Stacks | Report::Flamegraph) => {
+            Ok(Format::Arrow)
+        }
         (None | Some("json"), _) => Ok(Format::Json),
-        (Some("arrow"), "top" | "pprof") => Err(ApiError::bad_field(
+        (Some("arrow"), Report::Top | Report::Pprof) => Err(ApiError::bad_field(
             "format",
             "invalid format",
-            format!("report={report} is only available as json"),
+            "report=top and report=pprof are only available as json",
         )),
         (Some(other), _) => Err(ApiError::bad_field(
             "format",
@@ -611,11 +853,13 @@ fn stream_stacks(stacks: StackSet, meta: StacksMeta) -> Response {
             Err(err) => tracing::error!(%err, "encoding the stacks stream failed"),
         }
     });
-    let body = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
-    });
+    // Fused: a compressing body polls once more after the end.
+    let body =
+        futures_util::StreamExt::fuse(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|chunk| (Ok::<_, std::convert::Infallible>(chunk), rx))
+        }));
     (
         [(header::CONTENT_TYPE, ipc::CONTENT_TYPE)],
         Body::from_stream(body),
@@ -709,7 +953,9 @@ fn top_report(stacks: &StackSet, unit: &str, limit: usize) -> TopReport {
     }
 }
 
-/// A flame graph as a JSON tree.
+/// A flame graph as a JSON tree: the documented shape of `report=flamegraph`. The answer
+/// itself is written from the tree arena without recursion (a tree can be thousands of
+/// frames deep), see `flame_json`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct FlamegraphReport {
     pub unit: String,
@@ -740,30 +986,48 @@ fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
-fn flamegraph_report(stacks: &StackSet, unit: &str, max_nodes: usize) -> FlamegraphReport {
-    let tree = FlameTree::build(stacks, TreeOptions::default());
-    let (tree, trimmed) = tree.trim(max_nodes.max(1));
-    FlamegraphReport {
-        unit: unit.to_owned(),
-        total: tree.total(),
-        trimmed_nodes: trimmed.nodes,
-        trimmed_value: trimmed.value,
-        root: flame_node(&tree, shared::flame::ROOT),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn flame_node(tree: &FlameTree, id: u32) -> FlameNode {
-    let node = tree.node(id);
-    FlameNode {
-        name: tree.name(id).into_owned(),
-        binary: if tree.is_synthetic(id) {
-            String::new()
-        } else {
-            tree.frame(id).binary.clone()
-        },
-        self_value: node.self_value,
-        total: node.total,
-        baseline: node.baseline_total,
-        children: tree.children(id).map(|c| flame_node(tree, c)).collect(),
+    #[test]
+    fn buckets_never_overflow() {
+        let shape = RangeShape {
+            start: i64::MIN,
+            step: i64::MAX,
+            delta: true,
+            scale_by_period: false,
+        };
+        assert_eq!(shape.bucket_start(i64::MIN), i64::MIN);
+        assert_eq!(shape.bucket_start(i64::MAX), i64::MAX - 1);
+        let shape = RangeShape {
+            start: 1000,
+            step: 60,
+            ..shape
+        };
+        assert_eq!(shape.bucket_start(1059), 1000);
+        assert_eq!(shape.bucket_start(1060), 1060);
+        assert_eq!(
+            shape.bucket_start(999),
+            940,
+            "before the start: floor, not truncation"
+        );
+        assert_eq!(default_step(i64::MIN, i64::MAX), i64::MAX / 100);
+        assert_eq!(default_step(0, 10), 1000);
+    }
+
+    #[test]
+    fn a_bucket_sums_the_rates_of_its_series() {
+        let mut bucket = Bucket::default();
+        // Two series using one core each over 10 s, one over two profiles of 5 s.
+        bucket.per_series.insert(1, (10e9, 10_000_000_000));
+        bucket.per_series.insert(2, (10e9, 10_000_000_000));
+        let point = bucket.point(0, true, 60_000);
+        assert_eq!(point.value_per_second, Some(2e9));
+        assert_eq!(bucket.point(0, false, 60_000).value_per_second, None);
+        // Without a duration, the step is the time.
+        let mut bucket = Bucket::default();
+        bucket.per_series.insert(1, (60e9, 0));
+        assert_eq!(bucket.point(0, true, 60_000).value_per_second, Some(1e9));
     }
 }

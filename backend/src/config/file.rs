@@ -134,7 +134,8 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-fn parse_size(text: &str) -> Option<usize> {
+/// Parses a size such as `16MiB` (see [`ByteSize`]).
+pub(crate) fn parse_size(text: &str) -> Option<usize> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let number: usize = text[..digits].parse().ok()?;
     let shift = match text[digits..].trim() {

@@ -8,6 +8,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Parser};
 
+use crate::admission;
+
 pub use file::{ConfigError, ScrapeConfig, ScrapeFile};
 
 /// Command-line options of the `cinder` binary. Every flag has an environment fallback.
@@ -89,6 +91,109 @@ pub struct Cli {
     #[arg(long, env = "CINDER_ALLOW_LINK_LOCAL_TARGETS")]
     pub allow_link_local_targets: bool,
 
+    /// Budget of decoded profile bytes in flight across pushes and scrapes, e.g. `256MiB`;
+    /// a push that cannot get budget within --admission-wait is answered 429.
+    #[arg(long, env = "CINDER_INGEST_MEMORY", value_name = "SIZE", default_value = "256MiB", value_parser = parse_byte_size)]
+    pub ingest_memory: usize,
+
+    /// Most samples one profile may hold (413 beyond).
+    #[arg(long, env = "CINDER_MAX_PROFILE_SAMPLES", value_name = "N", default_value_t = admission::DEFAULT_MAX_SAMPLES)]
+    pub max_profile_samples: usize,
+
+    /// Most locations one profile may hold (413 beyond).
+    #[arg(long, env = "CINDER_MAX_PROFILE_LOCATIONS", value_name = "N", default_value_t = admission::DEFAULT_MAX_LOCATIONS)]
+    pub max_profile_locations: usize,
+
+    /// Push requests decoded at once; more wait (see --admission-queue), then 429.
+    #[arg(
+        long,
+        env = "CINDER_PUSH_CONCURRENCY",
+        value_name = "N",
+        default_value_t = 4
+    )]
+    pub push_concurrency: usize,
+
+    /// Queries run at once; more wait (see --admission-queue), then 429.
+    #[arg(
+        long,
+        env = "CINDER_QUERY_CONCURRENCY",
+        value_name = "N",
+        default_value_t = 8
+    )]
+    pub query_concurrency: usize,
+
+    /// Requests that may wait for a push or query slot (per kind) before 429.
+    #[arg(
+        long,
+        env = "CINDER_ADMISSION_QUEUE",
+        value_name = "N",
+        default_value_t = 32
+    )]
+    pub admission_queue: usize,
+
+    /// How long a push or query waits for a slot, and a push for memory budget, before 429.
+    #[arg(long, env = "CINDER_ADMISSION_WAIT", value_name = "DURATION", default_value = "15s", value_parser = parse_retention)]
+    pub admission_wait: Duration,
+
+    /// Series one profile type may have; a push that would go past it gets 429.
+    #[arg(
+        long,
+        env = "CINDER_MAX_SERIES_PER_TYPE",
+        value_name = "N",
+        default_value_t = 100_000
+    )]
+    pub max_series_per_type: usize,
+
+    /// Labels one series may have, `__name__` included (400 beyond).
+    #[arg(
+        long,
+        env = "CINDER_MAX_LABELS_PER_SERIES",
+        value_name = "N",
+        default_value_t = 30
+    )]
+    pub max_labels_per_series: usize,
+
+    /// Bytes of a label name (400 beyond).
+    #[arg(
+        long,
+        env = "CINDER_MAX_LABEL_NAME_LENGTH",
+        value_name = "N",
+        default_value_t = 1024
+    )]
+    pub max_label_name_length: usize,
+
+    /// Bytes of a label value (400 beyond).
+    #[arg(
+        long,
+        env = "CINDER_MAX_LABEL_VALUE_LENGTH",
+        value_name = "N",
+        default_value_t = 2048
+    )]
+    pub max_label_value_length: usize,
+
+    /// Distinct values of one pprof sample label in one profile; past it the label is
+    /// left off that profile's rows (their values are kept).
+    #[arg(
+        long,
+        env = "CINDER_MAX_SAMPLE_LABEL_VALUES",
+        value_name = "N",
+        default_value_t = 1000
+    )]
+    pub max_sample_label_values: usize,
+
+    /// A query running longer is answered 503, e.g. `30s`.
+    #[arg(long, env = "CINDER_QUERY_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
+    pub query_timeout: Duration,
+
+    /// Series one query may select (400 beyond, never a silent subset).
+    #[arg(
+        long,
+        env = "CINDER_QUERY_MAX_SERIES",
+        value_name = "N",
+        default_value_t = 100_000
+    )]
+    pub query_max_series: usize,
+
     /// Flush the in-memory head into Parquet once it holds this many rows (tests use small
     /// values to exercise flushes).
     #[arg(
@@ -110,6 +215,50 @@ pub struct Cli {
     /// How long retired part files stay for queries that planned with them (tests: short).
     #[arg(long, env = "CINDER_TRASH_GRACE", default_value = "1m", value_parser = parse_block_window, hide = true)]
     pub trash_grace: Duration,
+}
+
+impl Cli {
+    /// The admission and cardinality limits the flags set.
+    pub fn limits(&self) -> admission::Limits {
+        admission::Limits {
+            inflight_bytes: self.ingest_memory,
+            max_samples: self.max_profile_samples,
+            max_locations: self.max_profile_locations,
+            push_concurrency: self.push_concurrency,
+            query_concurrency: self.query_concurrency,
+            max_series_per_type: self.max_series_per_type,
+            max_labels_per_series: self.max_labels_per_series,
+            max_label_name_len: self.max_label_name_length,
+            max_label_value_len: self.max_label_value_length,
+            max_sample_label_values: self.max_sample_label_values,
+            queue_len: self.admission_queue,
+            queue_wait: self.admission_wait,
+        }
+    }
+
+    /// The query bounds the flags set.
+    pub fn query_limits(&self) -> crate::api::QueryLimits {
+        crate::api::QueryLimits {
+            timeout: self.query_timeout,
+            max_series: self.query_max_series,
+        }
+    }
+}
+
+/// Parses a size such as `256MiB` or a byte count.
+fn parse_byte_size(text: &str) -> Result<usize, String> {
+    file::parse_size(text.trim())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size such as 256MiB"))
+}
+
+/// Parses a duration such as `30s` that is not zero.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let d = shared::duration::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
 }
 
 /// Parses a retention such as `15d`; `0` means keep everything (returned as zero).
@@ -139,6 +288,17 @@ mod tests {
         assert!(cli.targets_api);
         assert!(!cli.allow_link_local_targets);
         assert_eq!(cli.api_token, None);
+        let limits = cli.limits();
+        assert_eq!(limits.inflight_bytes, 256 << 20);
+        assert_eq!(limits.max_samples, 1_000_000);
+        assert_eq!(limits.max_series_per_type, 100_000);
+        assert_eq!(limits.max_labels_per_series, 30);
+        assert_eq!(cli.query_limits().timeout, Duration::from_secs(30));
+        assert_eq!(cli.query_limits().max_series, 100_000);
+        assert!(Cli::try_parse_from(["cinder", "--ingest-memory", "lots"]).is_err());
+        assert!(Cli::try_parse_from(["cinder", "--query-timeout", "0"]).is_err());
+        let cli = Cli::try_parse_from(["cinder", "--ingest-memory", "1GiB"]).unwrap();
+        assert_eq!(cli.limits().inflight_bytes, 1 << 30);
         assert_eq!(cli.block_window, Duration::from_secs(2 * 3600));
     }
 

@@ -333,6 +333,30 @@ pub fn group_name(by: &[String], labels: Option<&Labels>) -> String {
         .join(", ")
 }
 
+/// The series of the selection with samples in its time range.
+pub async fn series_in(store: &Store, sel: &Selection) -> Result<Vec<u64>, QueryError> {
+    let ctx = context();
+    let rows = match scan(&ctx, store, sel).await {
+        Ok(Some(rows)) => rows,
+        // A type that has no samples has no series either.
+        Ok(None) | Err(QueryError::UnknownProfileType(_)) => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let batches = rows
+        .aggregate(vec![col(c::SERIES)], vec![])?
+        .collect()
+        .await?;
+    let mut ids: Vec<u64> = batches
+        .iter()
+        .flat_map(|b| {
+            let series = b.column(0).as_primitive::<Int64Type>();
+            (0..b.num_rows()).map(move |i| series.value(i) as u64)
+        })
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// One point per (series, profile timestamp): the profile's total.
 pub async fn profile_points(
     store: &Store,

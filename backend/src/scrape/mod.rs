@@ -44,6 +44,8 @@ pub struct ManagerOptions {
     pub allow_link_local: bool,
     /// Cap on a profile's uncompressed size.
     pub max_uncompressed: usize,
+    /// The memory budget and limits scrapes share with pushes.
+    pub admission: crate::admission::Admission,
 }
 
 impl Default for ManagerOptions {
@@ -51,6 +53,7 @@ impl Default for ManagerOptions {
         ManagerOptions {
             allow_link_local: false,
             max_uncompressed: crate::ingest::DEFAULT_MAX_UNCOMPRESSED,
+            admission: crate::admission::Admission::default(),
         }
     }
 }
@@ -436,6 +439,7 @@ impl ScrapeManager {
                     client,
                     store: self.inner.store.clone(),
                     metrics: self.inner.metrics.clone(),
+                    admission: self.inner.options.admission.clone(),
                     status: status.clone(),
                     max_uncompressed: self.inner.options.max_uncompressed,
                     allow_link_local: self.inner.options.allow_link_local,

@@ -18,6 +18,7 @@ use super::{
     target::TargetSpec,
 };
 use crate::{
+    admission::{Admission, Refused, Reservation},
     config::file::{ProfileConfig, Secret},
     ingest::{IngestError, IngestOptions, ingest_profile},
     metrics::{Metrics, ScrapeObservation},
@@ -70,6 +71,7 @@ pub(crate) struct LoopContext {
     pub(crate) client: Result<reqwest::Client, String>,
     pub(crate) store: Arc<Store>,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) admission: Admission,
     pub(crate) status: Arc<Mutex<ScrapeStatus>>,
     pub(crate) max_uncompressed: usize,
     pub(crate) allow_link_local: bool,
@@ -173,17 +175,27 @@ async fn scrape_once(
         Ok(client) => client,
         Err(err) => return (Err(ScrapeError::Request(err.clone())), delta),
     };
+    let started = std::time::Instant::now();
     let fetched = match fetch::fetch(client, request).await {
         Ok(f) => f,
         Err(err) => return (Err(err), delta),
     };
+    // The rest of the timeout is how long the scrape may wait for memory budget.
+    let budget_wait = ctx.spec.timeout.saturating_sub(started.elapsed());
+    let admission = ctx.admission.clone();
+    let metrics = ctx.metrics.clone();
     let body_bytes = fetched.body.len() as u64;
     let store = ctx.store.clone();
     let labels = labels.clone();
     let profile = ctx.profile.clone();
     let max = ctx.max_uncompressed;
     let joined = tokio::task::spawn_blocking(move || {
-        let result = process(&store, fetched, &labels, &profile, max, &mut delta);
+        let admit = Admit {
+            admission: &admission,
+            wait: budget_wait,
+            metrics: &metrics,
+        };
+        let result = process(&store, fetched, &labels, &profile, max, &admit, &mut delta);
         (result, delta)
     })
     .await;
@@ -222,6 +234,36 @@ fn is_html(fetched: &Fetched) -> bool {
     start.starts_with(b"<!doctype html") || start.starts_with(b"<html")
 }
 
+/// What a scrape's ingest is admitted by: the shared budget, waited for at most `wait`.
+struct Admit<'a> {
+    admission: &'a Admission,
+    wait: Duration,
+    metrics: &'a Metrics,
+}
+
+impl Admit<'_> {
+    /// Checks the per-profile caps on the census of `raw`, then waits for its budget.
+    fn reserve(&self, raw: &[u8]) -> Result<Reservation, ScrapeError> {
+        let census = proto::census(raw).map_err(|e| ScrapeError::Profile(e.to_string()))?;
+        let refused = |e: Refused| {
+            let reason = match e {
+                Refused::ProfileTooLarge(_) => "profile_too_large",
+                Refused::Busy { .. } => "overloaded",
+            };
+            self.metrics.rejected("scrape", reason, 1);
+            ScrapeError::Refused(e.to_string())
+        };
+        self.admission
+            .limits()
+            .check_census(&census)
+            .map_err(refused)?;
+        let reserve = self.admission.reserve(census.decoded_bytes(), self.wait);
+        tokio::runtime::Handle::current()
+            .block_on(reserve)
+            .map_err(refused)
+    }
+}
+
 /// Decodes, converts and stores one body; returns the sample values stored.
 fn process(
     store: &Arc<Store>,
@@ -229,13 +271,17 @@ fn process(
     labels: &Labels,
     config: &ProfileConfig,
     max_uncompressed: usize,
+    admit: &Admit<'_>,
     delta: &mut DeltaState,
 ) -> Result<u64, ScrapeError> {
     if is_html(&fetched) {
         return Err(ScrapeError::Html(fetched.content_type));
     }
-    let mut profile = proto::read(&fetched.body, max_uncompressed)
+    let raw = proto::inflate(&fetched.body, max_uncompressed)
         .map_err(|e| ScrapeError::Profile(e.to_string()))?;
+    let _reservation = admit.reserve(&raw)?;
+    let mut profile = proto::decode(&raw).map_err(|e| ScrapeError::Profile(e.to_string()))?;
+    drop(raw);
     drop(fetched);
     profile
         .validate()
@@ -257,12 +303,23 @@ fn process(
             max_uncompressed,
             received_ms,
             delta: Some(part.delta),
+            limits: admit.admission.shared_limits(),
         };
         let summary =
             ingest_profile(store, &part.profile, labels, &options).map_err(|e| match e {
                 IngestError::Store(e) => ScrapeError::Store(e.to_string()),
+                limit @ (IngestError::TooManySeries { .. } | IngestError::LabelLimit { .. }) => {
+                    admit.metrics.rejected("scrape", limit.reason(), 1);
+                    ScrapeError::Refused(limit.to_string())
+                }
                 other => ScrapeError::Profile(other.to_string()),
             })?;
+        if summary.dropped_sample_labels > 0 {
+            let dropped = summary.dropped_sample_labels;
+            admit
+                .metrics
+                .rejected("scrape", "sample_label_values", dropped);
+        }
         samples += summary.profile_types.iter().map(|t| t.samples).sum::<u64>();
     }
     if store.flush_due() {

@@ -419,6 +419,12 @@ impl Metadata {
             .contains_key(&id)
     }
 
+    /// How many series have samples of this profile type.
+    pub fn type_series_count(&self, profile_type: &str) -> usize {
+        let index = self.index.read().expect("index lock");
+        index.by_type.get(profile_type).map_or(0, HashSet::len)
+    }
+
     /// Whether samples of this profile type were stored for this series already.
     pub fn has_type_series(&self, profile_type: &str, series: u64) -> bool {
         let index = self.index.read().expect("index lock");
@@ -729,6 +735,17 @@ impl MetaBatch {
             });
         }
         id
+    }
+
+    /// New (profile type, series count) pairs this batch records, for series limits.
+    pub fn new_type_series(&self) -> Vec<(String, usize)> {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for entry in self.entries.iter().filter(|e| e.tree == TreeId::TypeSeries) {
+            if let Some((profile_type, _)) = split_type_series(&entry.key) {
+                *counts.entry(profile_type).or_default() += 1;
+            }
+        }
+        counts.into_iter().collect()
     }
 
     /// Records that `series` has samples of `profile_type`.
