@@ -62,6 +62,22 @@ pub fn read(body: &[u8], max_uncompressed: usize) -> Result<Profile, ReadError> 
     }
 }
 
+/// The bytes of a request body that may be gzipped (detected by its magic bytes, see
+/// [`is_gzip`]), inflated to at most `max_uncompressed` bytes; raw bodies pass through when
+/// they are within the limit. The same bomb-proof inflation as [`read`], for the other
+/// formats Cinder accepts (text, JSON, other protobuf messages).
+pub fn inflate(body: &[u8], max_uncompressed: usize) -> Result<Vec<u8>, ReadError> {
+    if is_gzip(body) {
+        gunzip_limited(body, max_uncompressed)
+    } else if body.len() > max_uncompressed {
+        Err(ReadError::TooLarge {
+            limit: max_uncompressed,
+        })
+    } else {
+        Ok(body.to_vec())
+    }
+}
+
 fn decode(raw: &[u8]) -> Result<Profile, ReadError> {
     if raw.is_empty() {
         return Err(ReadError::Empty);
@@ -154,6 +170,21 @@ mod tests {
         let gz = gzip(&raw);
         assert!(is_gzip(&gz) && !is_gzip(&raw));
         assert_eq!(read(&gz, 1 << 20).unwrap(), expected);
+    }
+
+    #[test]
+    fn inflate_passes_raw_bytes_and_stops_bombs() {
+        assert_eq!(inflate(b"a;b 1", 16).unwrap(), b"a;b 1");
+        assert_eq!(inflate(&gzip(b"a;b 1"), 16).unwrap(), b"a;b 1");
+        let bomb = gzip(&vec![b'x'; 4 * MIB]);
+        assert!(matches!(
+            inflate(&bomb, MIB),
+            Err(ReadError::TooLarge { limit }) if limit == MIB
+        ));
+        assert!(matches!(
+            inflate(&[b'x'; 17], 16),
+            Err(ReadError::TooLarge { .. })
+        ));
     }
 
     #[test]
