@@ -12,6 +12,9 @@
 //! keeps its address and mapping so it shows as `0x…` in its binary. The address of a
 //! symbolized location is not kept, so the same code deduplicates across processes.
 
+pub mod otlp;
+pub mod pyroscope;
+
 use std::collections::{HashMap, HashSet};
 
 use proto::{Index, Profile, Sample};
@@ -93,26 +96,75 @@ pub fn ingest(
     ingest_profile(store, &profile, labels, options)
 }
 
+/// One profile of a push request: a pprof body, or a profile already decoded from another
+/// format (folded text, speedscope, OTLP, a delta computed from a cumulative push).
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// A pprof body, gzip or raw; read with the size limit of [`IngestOptions`].
+    Encoded(bytes::Bytes),
+    /// A decoded profile, validated like a read one before anything is stored.
+    Decoded(Box<Profile>),
+}
+
+impl From<bytes::Bytes> for Payload {
+    fn from(body: bytes::Bytes) -> Self {
+        Payload::Encoded(body)
+    }
+}
+
+impl From<Profile> for Payload {
+    fn from(profile: Profile) -> Self {
+        Payload::Decoded(Box::new(profile))
+    }
+}
+
+/// One profile to store with its series labels; `delta` overrides
+/// [`IngestOptions::delta`] for this profile.
+#[derive(Debug, Clone)]
+pub struct PushItem {
+    /// The profile.
+    pub payload: Payload,
+    /// Its series labels (with `__name__`).
+    pub labels: Labels,
+    /// Delta (true) or snapshot (false); `None` keeps the options' choice.
+    pub delta: Option<bool>,
+}
+
+impl PushItem {
+    /// An item that keeps the options' delta choice.
+    pub fn new(payload: impl Into<Payload>, labels: Labels) -> Self {
+        PushItem {
+            payload: payload.into(),
+            labels,
+            delta: None,
+        }
+    }
+}
+
 /// Stores several profiles all or nothing as far as the input goes: every body is read
 /// and validated before the first is stored, so one broken profile stores none.
-pub fn ingest_all<B: AsRef<[u8]>>(
+pub fn ingest_all(
     store: &Store,
-    items: &[(B, Labels)],
+    items: &[PushItem],
     options: &IngestOptions,
 ) -> Result<IngestSummary, IngestError> {
-    if let [(body, labels)] = items {
-        return ingest(store, body.as_ref(), labels, options);
-    }
     let mut profiles = Vec::with_capacity(items.len());
-    for (body, labels) in items {
-        check_series_labels(labels)?;
-        let profile = proto::read(body.as_ref(), options.max_uncompressed)?;
+    for item in items {
+        check_series_labels(&item.labels)?;
+        let profile = match &item.payload {
+            Payload::Encoded(body) => {
+                std::borrow::Cow::Owned(proto::read(body, options.max_uncompressed)?)
+            }
+            Payload::Decoded(profile) => std::borrow::Cow::Borrowed(profile.as_ref()),
+        };
         profile.index()?;
         profiles.push(profile);
     }
     let mut summary = IngestSummary::default();
-    for (profile, (_, labels)) in profiles.iter().zip(items) {
-        let one = ingest_profile(store, profile, labels, options)?;
+    for (profile, item) in profiles.iter().zip(items) {
+        let mut options = options.clone();
+        options.delta = item.delta.or(options.delta);
+        let one = ingest_profile(store, profile, &item.labels, &options)?;
         summary.profile_types.extend(one.profile_types);
     }
     Ok(summary)

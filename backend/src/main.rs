@@ -5,7 +5,7 @@ use std::{future::IntoFuture as _, process::ExitCode, sync::Arc};
 use anyhow::Context as _;
 use backend::{
     api::AppState,
-    config::{Cli, ScrapeConfig, ScrapeFile, file::Secret},
+    config::{Cli, OtlpListen, ScrapeConfig, ScrapeFile, file::Secret},
     metrics::Metrics,
     scrape::{ManagerOptions, ScrapeManager},
     store::{Store, StoreOptions},
@@ -97,6 +97,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             .with_graceful_shutdown(shutdown_signal())
             .into_future(),
     );
+    let grpc = serve_otlp_grpc(cli.otlp_grpc_listen, state.clone()).await?;
     let store = open_store(&cli).await?;
     let jobs = config.unwrap_or_else(|| {
         tracing::info!(target = %local_addr, "no --config: cinder scrapes its own CPU profile (job \"cinder\")");
@@ -118,10 +119,45 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     state.set_store(store.clone());
     tokio::spawn(maintain(store));
     tracing::info!("storage opened; cinder is ready");
-    server
+    let served = server
         .await
         .context("the HTTP server task failed")?
-        .context("serving HTTP")
+        .context("serving HTTP");
+    if let Some(grpc) = grpc {
+        grpc.abort();
+    }
+    served
+}
+
+/// Binds the OTLP gRPC receiver (`--otlp-grpc-listen`) and serves it in the background.
+/// The default address being taken is a warning; an explicit one is an error.
+async fn serve_otlp_grpc(
+    listen: Option<OtlpListen>,
+    state: AppState,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let (addr, explicit) = match listen {
+        Some(OtlpListen::Off) => return Ok(None),
+        Some(OtlpListen::Addr(addr)) => (addr, true),
+        None => (OtlpListen::DEFAULT, false),
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(err) if !explicit => {
+            tracing::warn!(%addr, %err, "the default OTLP gRPC port is not available; OTLP gRPC is served on the HTTP port only (set --otlp-grpc-listen)");
+            return Ok(None);
+        }
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot listen on --otlp-grpc-listen {addr}"));
+        }
+    };
+    let bound = listener.local_addr()?;
+    tracing::info!(otlp_grpc_listen = %bound, "OTLP gRPC receiver is listening");
+    let app = backend::api::otlp_grpc_router(state);
+    Ok(Some(tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "the OTLP gRPC server failed");
+        }
+    })))
 }
 
 async fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {

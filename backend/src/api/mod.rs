@@ -3,8 +3,10 @@
 
 use std::sync::{Arc, OnceLock};
 
+mod connect;
 mod ingest;
 mod openapi;
+mod otlp;
 mod params;
 mod push;
 mod query;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     api_token: Option<Arc<str>>,
     targets_writable: bool,
+    /// Delta baselines of series pushed as cumulative profiles.
+    push_deltas: Arc<connect::PushDeltas>,
 }
 
 impl Default for AppState {
@@ -50,6 +54,7 @@ impl Default for AppState {
             metrics: Arc::default(),
             api_token: None,
             targets_writable: true,
+            push_deltas: Arc::default(),
         }
     }
 }
@@ -263,9 +268,15 @@ pub fn router(state: AppState) -> Router {
         let _ = openapi::DOCUMENT.set(json);
     }
     router
+        .route_service(otlp::GRPC_EXPORT_PATH, otlp::grpc_service(state.clone()))
         .nest("/api", Router::new().fallback(unknown_api_route))
         .route_layer(middleware::from_fn_with_state(state.clone(), track_query))
         .with_state(state)
+}
+
+/// The OTLP gRPC receiver alone, for `--otlp-grpc-listen`.
+pub fn otlp_grpc_router(state: AppState) -> Router {
+    Router::new().route_service(otlp::GRPC_EXPORT_PATH, otlp::grpc_service(state))
 }
 
 /// The OpenAPI document of every route [`router`] serves.
@@ -378,6 +389,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cpu_profile))
         .routes(routes!(push::pyroscope_ingest).layer(push_limit()))
         .routes(routes!(push::parca_write_raw).layer(json_limit()))
+        .routes(routes!(connect::push).layer(json_limit()))
+        .routes(routes!(otlp::http_export).layer(json_limit()))
         .nest(
             "/api",
             OpenApiRouter::new()
