@@ -8,6 +8,7 @@
 
 #![allow(unreachable_pub, dead_code, clippy::type_complexity)]
 
+mod agents;
 mod browser;
 mod cli;
 mod harness;
