@@ -22,8 +22,8 @@ use proto::{
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{Cinder, Http, Resp, enc},
-    ingest::{ALL_TIME, cpu_profile, top},
+    harness::{Cinder, Http, Resp, enc, prerequisite, shared_pprof_dir},
+    ingest::{ALL_TIME, assert_top_matches, cpu_profile, top},
 };
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
@@ -357,6 +357,88 @@ fn pyroscope_connect_push_protobuf_json_gzip_and_server_side_deltas() {
         values(&http, &server, "service_name"),
         json!(["cache", "shop"])
     );
+}
+
+/// The shared real profiles through the Connect push, as an SDK sends them (gzipped
+/// request, `__delta__="false"`): each stores its expected totals and top functions, and
+/// the invalid ones are refused and store nothing.
+#[test]
+fn real_profiles_through_the_connect_push_keep_their_totals() {
+    let Some(dir) = prerequisite("../shared/testdata/pprof", shared_pprof_dir()) else {
+        return;
+    };
+    let expected: std::collections::BTreeMap<String, Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let server = Cinder::start(&[]);
+    let http = Http::new();
+    let url = format!("{}/push.v1.PusherService/Push", server.url());
+    let mut checked = 0;
+    for (file, facts) in &expected {
+        let label = file.replace(['.', '-'], "_");
+        let request = push_request(
+            &[
+                ("__name__", "real"),
+                ("service_name", "sdk"),
+                ("__delta__", "false"),
+                ("file", &label),
+            ],
+            vec![std::fs::read(dir.join(file)).unwrap()],
+        );
+        let headers = [
+            ("content-type", "application/proto"),
+            ("content-encoding", "gzip"),
+        ];
+        let resp = post(&http, &url, &headers, gzip(&request.encode_to_vec()));
+        if facts["valid"] == false {
+            assert_eq!(resp.status, 400, "{file} is invalid: {}", text(&resp));
+            assert_eq!(resp.json()["code"], "invalid_argument", "{file}");
+            let files = values(&http, &server, "file");
+            assert!(
+                !files.as_array().unwrap().contains(&json!(label)),
+                "{file} left data behind"
+            );
+            continue;
+        }
+        assert_eq!(resp.status, 200, "{file}: {}", text(&resp));
+        let types = http
+            .get(
+                &format!("{}/api/v1/profile-types?{ALL_TIME}", server.url()),
+                false,
+            )
+            .json();
+        for want in facts["total_per_sample_type"].as_array().unwrap() {
+            let key = (
+                want["type"].as_str().unwrap(),
+                want["unit"].as_str().unwrap(),
+            );
+            let total = want["total"].as_i64().unwrap();
+            let mut stored = 0;
+            for t in types.as_array().unwrap() {
+                if t["name"] != "real"
+                    || (
+                        t["sample_type"].as_str().unwrap(),
+                        t["sample_unit"].as_str().unwrap(),
+                    ) != key
+                {
+                    continue;
+                }
+                let query = format!(r#"{}{{file="{label}"}}"#, t["id"].as_str().unwrap());
+                let answer = top(&http, &server, &query, ALL_TIME);
+                let value = answer["total"].as_i64().unwrap();
+                let name = format!("{}/{}", key.0, key.1);
+                if value != 0
+                    && let Some(top_functions) =
+                        facts.get("top_functions").and_then(|t| t.get(&name))
+                {
+                    assert_top_matches(file, &name, &answer, top_functions);
+                }
+                stored += value;
+            }
+            assert_eq!(stored, total, "{file} {key:?}: total read back");
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} sample types checked");
 }
 
 #[test]
