@@ -989,6 +989,208 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A pprof profile as an OTLP request: one OTLP `Profile` per sample type, sharing one
+/// dictionary built from the pprof tables (string labels become sample attributes).
+fn pprof_to_otlp(pprof: &Profile, file_label: &str) -> ExportProfilesServiceRequest {
+    let strings: Vec<String> = pprof
+        .string_table
+        .iter()
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    // pprof id → OTLP table index (index 0 is the empty entry).
+    let table = |ids: Vec<u64>| -> std::collections::HashMap<u64, i32> {
+        ids.into_iter()
+            .enumerate()
+            .map(|(i, id)| (id, i as i32 + 1))
+            .collect()
+    };
+    let functions = table(pprof.function.iter().map(|f| f.id).collect());
+    let mappings = table(pprof.mapping.iter().map(|m| m.id).collect());
+    let locations = table(pprof.location.iter().map(|l| l.id).collect());
+    let pos =
+        |map: &std::collections::HashMap<u64, i32>, id: u64| map.get(&id).copied().unwrap_or(0);
+    let mut dictionary = p::ProfilesDictionary {
+        mapping_table: std::iter::once(p::Mapping::default())
+            .chain(pprof.mapping.iter().map(|m| p::Mapping {
+                memory_start: m.memory_start,
+                memory_limit: m.memory_limit,
+                file_offset: m.file_offset,
+                filename_strindex: m.filename as i32,
+                attribute_indices: vec![],
+            }))
+            .collect(),
+        function_table: std::iter::once(p::Function::default())
+            .chain(pprof.function.iter().map(|f| p::Function {
+                name_strindex: f.name as i32,
+                system_name_strindex: f.system_name as i32,
+                filename_strindex: f.filename as i32,
+                start_line: f.start_line,
+            }))
+            .collect(),
+        location_table: std::iter::once(p::Location::default())
+            .chain(pprof.location.iter().map(|l| {
+                p::Location {
+                    mapping_index: pos(&mappings, l.mapping_id),
+                    address: l.address,
+                    lines: l
+                        .line
+                        .iter()
+                        .map(|line| p::Line {
+                            function_index: pos(&functions, line.function_id),
+                            line: line.line,
+                            column: line.column,
+                        })
+                        .collect(),
+                    attribute_indices: vec![],
+                }
+            }))
+            .collect(),
+        stack_table: vec![p::Stack::default()],
+        attribute_table: vec![p::KeyValueAndUnit::default()],
+        link_table: vec![p::Link::default()],
+        string_table: vec![],
+    };
+    let mut samples = Vec::new();
+    for sample in &pprof.sample {
+        dictionary.stack_table.push(p::Stack {
+            location_indices: sample
+                .location_id
+                .iter()
+                .map(|id| pos(&locations, *id))
+                .collect(),
+        });
+        let mut attribute_indices = Vec::new();
+        for label in sample.label.iter().filter(|l| l.str != 0) {
+            dictionary.attribute_table.push(p::KeyValueAndUnit {
+                key_strindex: label.key as i32,
+                value: Some(AnyValue {
+                    value: Some(Any::StringValue(strings[label.str as usize].clone())),
+                }),
+                unit_strindex: 0,
+            });
+            attribute_indices.push(dictionary.attribute_table.len() as i32 - 1);
+        }
+        samples.push((
+            dictionary.stack_table.len() as i32 - 1,
+            attribute_indices,
+            &sample.value,
+        ));
+    }
+    let period_type = pprof.period_type.map(|pt| p::ValueType {
+        type_strindex: pt.ty as i32,
+        unit_strindex: pt.unit as i32,
+    });
+    let profiles = pprof
+        .sample_type
+        .iter()
+        .enumerate()
+        .map(|(i, st)| p::Profile {
+            sample_type: Some(p::ValueType {
+                type_strindex: st.ty as i32,
+                unit_strindex: st.unit as i32,
+            }),
+            period_type,
+            period: pprof.period,
+            time_unix_nano: pprof.time_nanos.max(0) as u64,
+            duration_nano: pprof.duration_nanos.max(0) as u64,
+            samples: samples
+                .iter()
+                .map(|(stack, attributes, values)| p::Sample {
+                    stack_index: *stack,
+                    attribute_indices: attributes.clone(),
+                    values: vec![values[i]],
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    dictionary.string_table = strings;
+    ExportProfilesServiceRequest {
+        resource_profiles: vec![p::ResourceProfiles {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", "otlp-real"), kv("file", file_label)],
+                ..Default::default()
+            }),
+            scope_profiles: vec![p::ScopeProfiles {
+                profiles,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        dictionary: Some(dictionary),
+    }
+}
+
+/// The shared real profiles, converted to OTLP and sent over OTLP/HTTP: each sample
+/// type's total and top functions read back as `go tool pprof` gives them.
+#[test]
+fn real_profiles_through_otlp_keep_their_totals() {
+    let Some(dir) = prerequisite("../shared/testdata/pprof", shared_pprof_dir()) else {
+        return;
+    };
+    let expected: std::collections::BTreeMap<String, Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let server = Cinder::start(&[]);
+    let http = Http::new();
+    let url = format!("{}/v1development/profiles", server.url());
+    let mut checked = 0;
+    for (file, facts) in expected.iter().filter(|(_, f)| f["valid"] != false) {
+        let pprof = proto::read(&std::fs::read(dir.join(file)).unwrap(), 64 << 20).unwrap();
+        let label = file.replace(['.', '-'], "_");
+        let request = pprof_to_otlp(&pprof, &label);
+        let resp = post(
+            &http,
+            &url,
+            &[("content-type", "application/x-protobuf")],
+            request.encode_to_vec(),
+        );
+        assert_eq!(resp.status, 200, "{file}: {}", text(&resp));
+        let answer = ExportProfilesServiceResponse::decode(resp.body.as_slice()).unwrap();
+        assert_eq!(answer.partial_success, None, "{file}");
+        let types = http
+            .get(
+                &format!("{}/api/v1/profile-types?{ALL_TIME}", server.url()),
+                false,
+            )
+            .json();
+        for want in facts["total_per_sample_type"].as_array().unwrap() {
+            let key = (
+                want["type"].as_str().unwrap(),
+                want["unit"].as_str().unwrap(),
+            );
+            let name = format!("{}/{}", key.0, key.1);
+            let mut stored = 0;
+            for t in types.as_array().unwrap() {
+                if (
+                    t["sample_type"].as_str().unwrap(),
+                    t["sample_unit"].as_str().unwrap(),
+                ) != key
+                {
+                    continue;
+                }
+                let query = format!(r#"{}{{file="{label}"}}"#, t["id"].as_str().unwrap());
+                let answer = top(&http, &server, &query, ALL_TIME);
+                let value = answer["total"].as_i64().unwrap();
+                if value != 0
+                    && let Some(top_functions) =
+                        facts.get("top_functions").and_then(|t| t.get(&name))
+                {
+                    assert_top_matches(file, &name, &answer, top_functions);
+                }
+                stored += value;
+            }
+            assert_eq!(
+                stored,
+                want["total"].as_i64().unwrap(),
+                "{file} {name}: total read back"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "only {checked} sample types checked");
+}
+
 #[test]
 fn otlp_grpc_on_the_http_port_and_its_own() {
     let port = free_port();
