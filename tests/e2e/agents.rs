@@ -1307,3 +1307,68 @@ fn the_default_otlp_grpc_port_taken_is_a_warning() {
         "{stderr}"
     );
 }
+
+#[test]
+fn the_api_token_guards_every_new_push_path() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let server = Cinder::start(&["--api-token", "s3cret", "--otlp-grpc-listen", &listen]);
+    let http = Http::new();
+    let connect = format!("{}/push.v1.PusherService/Push", server.url());
+    let push = push_request(
+        &[("__name__", "process_cpu"), ("service_name", "tok")],
+        vec![cpu_profile(1_700_000_000_000, &[(&["a"], 1)])],
+    )
+    .encode_to_vec();
+    let proto_type = ("content-type", "application/proto");
+    let resp = post(&http, &connect, &[proto_type], push.clone());
+    assert_eq!(resp.status, 401, "{}", text(&resp));
+    assert_eq!(resp.json()["code"], "unauthenticated");
+    let resp = post(
+        &http,
+        &connect,
+        &[proto_type, ("authorization", "Bearer s3cret")],
+        push,
+    );
+    assert_eq!(resp.status, 200, "{}", text(&resp));
+
+    let otlp = format!("{}/v1development/profiles", server.url());
+    let json_type = ("content-type", "application/json");
+    let body = canonical_json(&ebpf_request("tok-otlp"))
+        .to_string()
+        .into_bytes();
+    let resp = post(&http, &otlp, &[json_type], body.clone());
+    assert_eq!(resp.status, 401, "{}", text(&resp));
+    assert_eq!(resp.json()["code"], 16, "UNAUTHENTICATED");
+    let resp = post(
+        &http,
+        &otlp,
+        &[json_type, ("authorization", "Bearer s3cret")],
+        body,
+    );
+    assert_eq!(resp.status, 200, "{}", text(&resp));
+
+    let folded = format!("{}/ingest?name=tok-text.cpu&format=folded", server.url());
+    assert_eq!(http.post(&folded, b"a;b 1".to_vec()).status, 401);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        let mut client = ProfilesServiceClient::connect(format!("http://{listen}"))
+            .await
+            .unwrap();
+        let err = client.export(ebpf_request("tok-grpc")).await.unwrap_err();
+        let mut request = tonic::Request::new(ebpf_request("tok-grpc"));
+        request
+            .metadata_mut()
+            .insert("authorization", "Bearer s3cret".parse().unwrap());
+        client.export(request).await.map(|_| err.code())
+    });
+    assert_eq!(status.unwrap(), tonic::Code::Unauthenticated);
+    assert_eq!(
+        values(&http, &server, "service_name"),
+        json!(["tok", "tok-grpc", "tok-otlp"])
+    );
+}
