@@ -338,7 +338,7 @@ fn pyroscope_connect_push_protobuf_json_gzip_and_server_side_deltas() {
             "content type",
             vec![("content-type", "text/plain")],
             valid.clone(),
-            501,
+            415,
             "unimplemented",
             "text/plain",
         ),

@@ -220,16 +220,45 @@ fn labels_key(labels: &Labels) -> u64 {
 #[utoipa::path(post, path = "/push.v1.PusherService/Push", tag = "compat",
     request_body(content = Vec<u8>, description = "push.v1.PushRequest, protobuf (application/proto) or JSON (application/json), optionally Content-Encoding: gzip", content_type = "application/proto"),
     responses((status = 200, description = "the empty PushResponse in the request's codec (`{}` in JSON)"),
-        (status = 400, body = ConnectError), (status = 401, body = ConnectError)))]
+        (status = 400, body = ConnectError), (status = 401, body = ConnectError),
+        (status = 415, description = "neither application/proto nor application/json", body = ConnectError)))]
 pub(crate) async fn push(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ConnectError> {
-    state.authorize(&headers)?;
-    let codec = Codec::of(&headers)?;
+) -> Response {
+    if let Err(err) = state.authorize(&headers) {
+        return ConnectError::from(err).into_response();
+    }
+    let codec = match Codec::of(&headers) {
+        Ok(codec) => codec,
+        // Connect answers an unsupported codec with 415 and the ones it takes.
+        Err(err) => {
+            return (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                [(ACCEPT_POST, "application/proto, application/json")],
+                Json(err),
+            )
+                .into_response();
+        }
+    };
+    match push_body(&state, &headers, codec, body).await {
+        Ok(()) => codec.empty_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// `Accept-Post`: the media types a POST takes (RFC 9110's companion, RFC 5789 style).
+const ACCEPT_POST: header::HeaderName = header::HeaderName::from_static("accept-post");
+
+async fn push_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    codec: Codec,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(), ConnectError> {
     let body = body.map_err(super::ingest::body_error)?;
-    let body = decoded_body(&headers, &body, DEFAULT_MAX_UNCOMPRESSED)?;
+    let body = decoded_body(headers, &body, DEFAULT_MAX_UNCOMPRESSED)?;
     let request = match codec {
         Codec::Proto => PushRequest::decode(body.as_slice())
             .map_err(|e| ConnectError::invalid(format!("invalid PushRequest protobuf: {e}")))?,
@@ -237,9 +266,9 @@ pub(crate) async fn push(
             .map_err(|e| ConnectError::invalid(format!("invalid PushRequest JSON: {e}")))?,
     };
     let options = IngestOptions::now();
-    let items = push_items(&state, request, &options)?;
-    store_profiles(&state, items, options).await?;
-    Ok(codec.empty_response())
+    let items = push_items(state, request, &options)?;
+    store_profiles(state, items, options).await?;
+    Ok(())
 }
 
 /// Every profile of the request, read and validated, with its labels; cumulative ones
