@@ -101,39 +101,52 @@ pub(crate) async fn pyroscope_ingest(
             PushItem::new(profile, labels)
         }
         Some(format) => {
-            let meta = Meta {
-                suffix: profile_suffix(name),
-                sample_rate: sample_rate(param("sampleRate"))?,
-                units: param("units"),
-                from: from.unwrap_or(options.received_ms / 1000),
-                until: seconds_param(param("until"), "until")?.unwrap_or(0),
-            };
-            let delta = match param("aggregationType").unwrap_or("sum") {
-                "sum" | "" => true,
-                "average" | "avg" => false,
-                other => {
-                    return Err(ApiError::bad_field(
-                        "aggregationType",
-                        "invalid aggregationType",
-                        format!("aggregationType={other:?}; expected sum or average"),
-                    ));
-                }
-            };
-            let raw = proto::inflate(&body, options.max_uncompressed)
-                .map_err(|e| ApiError::from(crate::ingest::IngestError::Read(e)))?;
-            let profile = to_profile(format, &raw, &meta).map_err(|e| {
-                ApiError::bad_request(
-                    format!("invalid {format:?} profile").to_lowercase(),
-                    e.to_string(),
-                )
-            })?;
+            let profile = text_profile(format, name, &param, &body, &options)?;
             PushItem {
-                delta: Some(delta),
+                delta: Some(aggregation_is_sum(param("aggregationType"))?),
                 ..PushItem::new(profile, labels)
             }
         }
     };
     store_profiles(&state, vec![item], options).await.map(Json)
+}
+
+/// The profile of a folded, lines or speedscope body, described by the query string.
+fn text_profile<'p>(
+    format: Format,
+    name: &'p str,
+    param: &dyn Fn(&str) -> Option<&'p str>,
+    body: &[u8],
+    options: &IngestOptions,
+) -> Result<proto::Profile, ApiError> {
+    let meta = Meta {
+        suffix: profile_suffix(name),
+        sample_rate: sample_rate(param("sampleRate"))?,
+        units: param("units"),
+        from: seconds_param(param("from"), "from")?.unwrap_or(options.received_ms / 1000),
+        until: seconds_param(param("until"), "until")?.unwrap_or(0),
+    };
+    let raw = proto::inflate(body, options.max_uncompressed)
+        .map_err(|e| ApiError::from(crate::ingest::IngestError::Read(e)))?;
+    to_profile(format, &raw, &meta).map_err(|e| {
+        ApiError::bad_request(
+            format!("invalid {format:?} profile").to_lowercase(),
+            e.to_string(),
+        )
+    })
+}
+
+/// `aggregationType`: `sum` (default) stores a delta, `average` a snapshot.
+fn aggregation_is_sum(value: Option<&str>) -> Result<bool, ApiError> {
+    match value.unwrap_or("sum") {
+        "sum" | "" => Ok(true),
+        "average" | "avg" => Ok(false),
+        other => Err(ApiError::bad_field(
+            "aggregationType",
+            "invalid aggregationType",
+            format!("aggregationType={other:?}; expected sum or average"),
+        )),
+    }
 }
 
 /// Pyroscope's label for the agent that sent a profile (`spyName`).

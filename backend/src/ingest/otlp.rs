@@ -89,7 +89,9 @@ fn convert_profile(
     resource_labels: &Labels,
 ) -> Result<Converted, String> {
     let mut b = Builder::new(dictionary);
-    let sample_type = profile.sample_type.unwrap_or_default();
+    let Some(sample_type) = profile.sample_type else {
+        return Err("sample_type is missing (each profile has one)".into());
+    };
     let (ty, unit) = (
         b.dict_string(sample_type.type_strindex, "sample_type.type_strindex")?,
         b.dict_string(sample_type.unit_strindex, "sample_type.unit_strindex")?,
