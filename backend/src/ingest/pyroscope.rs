@@ -116,7 +116,10 @@ pub fn to_profile(format: Format, body: &[u8], meta: &Meta<'_>) -> Result<Profil
     }
     profile.time_nanos = meta.from.saturating_mul(1_000_000_000);
     if meta.until > meta.from {
-        profile.duration_nanos = (meta.until - meta.from).saturating_mul(1_000_000_000);
+        profile.duration_nanos = meta
+            .until
+            .saturating_sub(meta.from)
+            .saturating_mul(1_000_000_000);
     }
     Ok(profile)
 }
@@ -241,6 +244,17 @@ mod tests {
         ));
         let p = to_profile(Format::Folded, b"a 5", &meta("wall")).unwrap();
         assert_eq!(types(&p), ["samples/count", "wall/nanoseconds"]);
+    }
+
+    #[test]
+    fn extreme_times_saturate() {
+        let mut m = meta("cpu");
+        (m.from, m.until) = (-5, i64::MAX);
+        let p = to_profile(Format::Folded, b"a 1", &m).unwrap();
+        assert_eq!(p.duration_nanos, i64::MAX);
+        m.from = i64::MAX;
+        let p = to_profile(Format::Folded, b"a 1", &m).unwrap();
+        assert_eq!((p.time_nanos, p.duration_nanos), (i64::MAX, 0));
     }
 
     #[test]
