@@ -158,4 +158,32 @@ mod tests {
             TextError::NotUtf8 { line: 2 }
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_parse_or_fail_without_panicking(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = parse(&body, TextFormat::Folded);
+            let _ = parse(&body, TextFormat::Lines);
+        }
+
+        #[test]
+        fn rendered_stacks_read_back_with_their_totals(
+            stacks in proptest::collection::vec(
+                (proptest::collection::vec("[a-z][a-z ]{0,5}[a-z]", 1..6), 0i64..1_000_000),
+                0..30,
+            )
+        ) {
+            let text: String = stacks
+                .iter()
+                .map(|(frames, count)| format!("{} {count}\n", frames.join(";")))
+                .collect();
+            let parsed = parse(text.as_bytes(), TextFormat::Folded).unwrap();
+            let mut b = ProfileBuilder::new(&[("samples", "count")]);
+            add_to(&mut b, &parsed, &[1]);
+            let p = b.finish();
+            p.validate().unwrap();
+            let total: i64 = p.sample.iter().map(|s| s.value[0]).sum();
+            proptest::prop_assert_eq!(total, stacks.iter().map(|(_, c)| c).sum::<i64>());
+        }
+    }
 }

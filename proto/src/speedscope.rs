@@ -492,4 +492,54 @@ mod tests {
             Err(SpeedscopeError::Json(_))
         ));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_or_fail_without_panicking(body in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = to_profile(&body, &TYPES);
+        }
+
+        #[test]
+        fn sampled_weights_sum_to_the_total(
+            samples in proptest::collection::vec(
+                (proptest::collection::vec(0usize..4, 0..8), 0u32..10_000),
+                0..40,
+            )
+        ) {
+            let file = json!({"$schema": SCHEMA,
+                "shared": {"frames": [{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}]},
+                "profiles": [{"type": "sampled", "unit": "microseconds",
+                    "samples": samples.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>(),
+                    "weights": samples.iter().map(|(_, w)| *w).collect::<Vec<_>>()}]});
+            let p = to_profile(file.to_string().as_bytes(), &TYPES).unwrap();
+            p.validate().unwrap();
+            let total: i64 = p.sample.iter().map(|s| s.value[0]).sum();
+            let want: i64 = samples.iter().map(|(_, w)| i64::from(*w) * 1000).sum();
+            proptest::prop_assert_eq!(total, want);
+        }
+
+        #[test]
+        fn evented_time_is_the_span_of_the_outermost_frames(
+            spans in proptest::collection::vec((0usize..3, 1u32..1000, 0u32..1000), 0..20)
+        ) {
+            // Each span opens a frame at `at`, keeps it `len` ms, then idles `gap` ms.
+            let mut events = Vec::new();
+            let mut at = 0u64;
+            let mut open_time = 0u64;
+            for (frame, len, gap) in &spans {
+                events.push(json!({"type": "O", "frame": frame, "at": at}));
+                at += u64::from(*len);
+                open_time += u64::from(*len);
+                events.push(json!({"type": "C", "frame": frame, "at": at}));
+                at += u64::from(*gap);
+            }
+            let file = json!({"$schema": SCHEMA,
+                "shared": {"frames": [{"name": "a"}, {"name": "b"}, {"name": "c"}]},
+                "profiles": [{"type": "evented", "unit": "milliseconds", "startValue": 0,
+                    "endValue": at, "events": events}]});
+            let p = to_profile(file.to_string().as_bytes(), &TYPES).unwrap();
+            let total: i64 = p.sample.iter().map(|s| s.value[0]).sum();
+            proptest::prop_assert_eq!(total as u64, open_time * 1_000_000);
+        }
+    }
 }
