@@ -656,6 +656,39 @@ pub(crate) mod tests {
         );
     }
 
+    /// Indexes set to arbitrary small values (negative, zero, past the tables) never
+    /// panic: each profile is rejected or converts into a valid pprof profile.
+    #[test]
+    fn arbitrary_indexes_are_rejected_or_valid() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % 14) as i32 - 3
+        };
+        for _ in 0..2000 {
+            let mut request = ebpf_request();
+            let dict = request.dictionary.as_mut().unwrap();
+            let profile = &mut request.resource_profiles[0].scope_profiles[0].profiles[0];
+            match next().rem_euclid(8) {
+                0 => profile.samples[0].stack_index = next(),
+                1 => dict.stack_table[1].location_indices[0] = next(),
+                2 => dict.location_table[3].mapping_index = next(),
+                3 => dict.location_table[1].lines[0].function_index = next(),
+                4 => dict.function_table[1].name_strindex = next(),
+                5 => profile.samples[0].attribute_indices = vec![next()],
+                6 => dict.attribute_table[2].key_strindex = next(),
+                _ => profile.sample_type.as_mut().unwrap().unit_strindex = next(),
+            }
+            let out = convert(&request);
+            assert_eq!(out.profiles.len() + out.rejected.len(), 1);
+            for c in &out.profiles {
+                c.profile.index().unwrap();
+            }
+        }
+    }
+
     #[test]
     fn names_follow_the_documented_rule() {
         assert_eq!(profile_name("samples", "cpu"), "process_cpu");
