@@ -13,6 +13,9 @@
 //! keeps its address and mapping so it shows as `0x…` in its binary. The address of a
 //! symbolized location is not kept, so the same code deduplicates across processes.
 
+pub mod otlp;
+pub mod pyroscope;
+
 use std::{
     collections::{HashMap, HashSet},
     sync::Arc,
@@ -98,6 +101,7 @@ impl IngestError {
                 "invalid_profile"
             }
             IngestError::MissingName | IngestError::BadLabel { .. } => "invalid_label",
+            IngestError::OutOfBounds { .. } => "out_of_bounds",
             IngestError::LabelLimit { .. } => "label_limit",
             IngestError::TooManySeries { .. } => "series_limit",
             IngestError::Refused(Refused::ProfileTooLarge(_)) => "profile_too_large",
@@ -159,13 +163,59 @@ pub fn ingest(
     labels: &Labels,
     options: &IngestOptions,
 ) -> Result<IngestSummary, IngestError> {
-    ingest_admitted(store, &[(body, labels.clone())], options, None)
+    let item = PushItem::new(bytes::Bytes::copy_from_slice(body), labels.clone());
+    ingest_admitted(store, &[item], options, None)
+}
+
+/// One profile of a push request: a pprof body, or a profile already decoded from another
+/// format (folded text, speedscope, OTLP, a delta computed from a cumulative push).
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// A pprof body, gzip or raw; read with the size limit of [`IngestOptions`].
+    Encoded(bytes::Bytes),
+    /// A decoded profile, validated like a read one before anything is stored.
+    Decoded(Box<Profile>),
+}
+
+impl From<bytes::Bytes> for Payload {
+    fn from(body: bytes::Bytes) -> Self {
+        Payload::Encoded(body)
+    }
+}
+
+impl From<Profile> for Payload {
+    fn from(profile: Profile) -> Self {
+        Payload::Decoded(Box::new(profile))
+    }
+}
+
+/// One profile to store with its series labels; `delta` overrides
+/// [`IngestOptions::delta`] for this profile.
+#[derive(Debug, Clone)]
+pub struct PushItem {
+    /// The profile.
+    pub payload: Payload,
+    /// Its series labels (with `__name__`).
+    pub labels: Labels,
+    /// Delta (true) or snapshot (false); `None` keeps the options' choice.
+    pub delta: Option<bool>,
+}
+
+impl PushItem {
+    /// An item that keeps the options' delta choice.
+    pub fn new(payload: impl Into<Payload>, labels: Labels) -> Self {
+        PushItem {
+            payload: payload.into(),
+            labels,
+            delta: None,
+        }
+    }
 }
 
 /// [`ingest_admitted`] without a shared memory budget.
-pub fn ingest_all<B: AsRef<[u8]>>(
+pub fn ingest_all(
     store: &Store,
-    items: &[(B, Labels)],
+    items: &[PushItem],
     options: &IngestOptions,
 ) -> Result<IngestSummary, IngestError> {
     ingest_admitted(store, items, options, None)
@@ -174,30 +224,40 @@ pub fn ingest_all<B: AsRef<[u8]>>(
 /// Stores several profiles whole or not at all, within `admission`'s decoded-bytes
 /// budget (when given):
 ///
-/// 1. every body is checked first — labels, size, framing and the per-profile caps from a
-///    [`proto::census`] — so one bad profile stores none;
+/// 1. every profile is checked first — labels, size, framing and the per-profile caps
+///    (from a [`proto::census`] for pprof bodies) — so one bad profile stores none;
 /// 2. budget for their estimated decoded size is reserved, waiting at most
 ///    [`Limits::queue_wait`] (call this on a blocking thread of a tokio runtime);
 /// 3. the profiles are decoded, validated and normalized one at a time into one batch,
 ///    which is committed in a single store write (one WAL record).
-pub fn ingest_admitted<B: AsRef<[u8]>>(
+pub fn ingest_admitted(
     store: &Store,
-    items: &[(B, Labels)],
+    items: &[PushItem],
     options: &IngestOptions,
     admission: Option<&Admission>,
 ) -> Result<IngestSummary, IngestError> {
     let mut cost = 0usize;
     // Keep the inflated bytes of a lone profile rather than inflating it twice.
     let mut kept = None;
-    for (body, labels) in items {
-        check_series_labels(labels)?;
-        check_label_limits(labels, &options.limits)?;
-        let raw = proto::inflate(body.as_ref(), options.max_uncompressed)?;
-        let census = proto::census(&raw)?;
-        options.limits.check_census(&census)?;
-        cost = cost.saturating_add(census.decoded_bytes());
-        if items.len() == 1 {
-            kept = Some(raw);
+    for item in items {
+        check_series_labels(&item.labels)?;
+        check_label_limits(&item.labels, &options.limits)?;
+        match &item.payload {
+            Payload::Encoded(body) => {
+                let raw = proto::inflate(body, options.max_uncompressed)?;
+                let census = proto::census(&raw)?;
+                options.limits.check_census(&census)?;
+                cost = cost.saturating_add(census.decoded_bytes());
+                if items.len() == 1 {
+                    kept = Some(raw);
+                }
+            }
+            Payload::Decoded(profile) => {
+                let census = census_of(profile);
+                options.limits.check_census(&census)?;
+                cost = cost.saturating_add(census.decoded_bytes());
+                profile.index()?;
+            }
         }
     }
     let _reservation = admission
@@ -205,20 +265,41 @@ pub fn ingest_admitted<B: AsRef<[u8]>>(
         .transpose()?;
     let mut batch = WriteBatch::default();
     let mut summary = IngestSummary::default();
-    for (body, labels) in items {
-        let raw = match kept.take() {
-            Some(raw) => raw,
-            None => proto::inflate(body.as_ref(), options.max_uncompressed)?,
+    for item in items {
+        let decoded;
+        let profile = match &item.payload {
+            Payload::Encoded(body) => {
+                let raw = match kept.take() {
+                    Some(raw) => raw,
+                    None => proto::inflate(body, options.max_uncompressed)?,
+                };
+                decoded = proto::decode(&raw)?;
+                &decoded
+            }
+            Payload::Decoded(profile) => profile.as_ref(),
         };
-        let profile = proto::decode(&raw)?;
-        drop(raw);
-        let one = normalize_into(&mut batch, store, &profile, labels, options)?;
+        let mut options = options.clone();
+        options.delta = item.delta.or(options.delta);
+        let one = normalize_into(&mut batch, store, profile, &item.labels, &options)?;
         summary.profile_types.extend(one.profile_types);
         summary.dropped_sample_labels += one.dropped_sample_labels;
     }
     check_series_limit(store, &batch, &options.limits)?;
     store.write(batch)?;
     Ok(summary)
+}
+
+/// The census of a profile decoded from another format (its encoded size stands in for
+/// the message's bytes).
+fn census_of(profile: &Profile) -> proto::Census {
+    proto::Census {
+        bytes: prost::Message::encoded_len(profile),
+        samples: profile.sample.len(),
+        locations: profile.location.len(),
+        functions: profile.function.len(),
+        mappings: profile.mapping.len(),
+        strings: profile.string_table.len(),
+    }
 }
 
 /// Waits for budget from a blocking thread (or takes it at once outside a runtime).
@@ -915,19 +996,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let labels: Labels = [("__name__", "cpu")].into_iter().collect();
-        let good = deep_profile(3, 1).encode_to_vec();
+        let good = bytes::Bytes::from(deep_profile(3, 1).encode_to_vec());
         let mut bad = deep_profile(3, 1);
         bad.sample[0].location_id.push(99); // no such location: fails validation
         let items = [
-            (good.clone(), labels.clone()),
-            (bad.encode_to_vec(), labels.clone()),
+            PushItem::new(good.clone(), labels.clone()),
+            PushItem::new(bytes::Bytes::from(bad.encode_to_vec()), labels.clone()),
         ];
         let err = ingest_all(&store, &items, &IngestOptions::now()).unwrap_err();
         assert!(matches!(err, IngestError::Invalid(_)), "{err}");
         assert!(store.meta.profile_types().is_empty(), "nothing stored");
         assert_eq!(store.sizes().head_rows, 0);
         // Two good ones: both stored, in one write.
-        let items = [(good.clone(), labels.clone()), (good, labels)];
+        let items = [
+            PushItem::new(good.clone(), labels.clone()),
+            PushItem::new(good, labels),
+        ];
         let summary = ingest_all(&store, &items, &IngestOptions::now()).unwrap();
         assert_eq!(summary.profile_types.len(), 2);
         assert_eq!(store.sizes().head_rows, 2);

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use backend::{
     admission::Admission,
     api::AppState,
-    config::{Cli, ScrapeConfig, ScrapeFile, file::Secret},
+    config::{Cli, OtlpListen, ScrapeConfig, ScrapeFile, file::Secret},
     metrics::Metrics,
     scrape::{ManagerOptions, ScrapeManager},
     store::{Store, StoreOptions},
@@ -106,6 +106,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             .with_graceful_shutdown(shutdown_signal())
             .into_future(),
     );
+    let grpc = serve_otlp_grpc(cli.otlp_grpc_listen, state.clone()).await?;
     let store = open_store(&cli).await?;
     let jobs = config.unwrap_or_else(|| {
         tracing::info!(target = %local_addr, "no --config: cinder scrapes its own CPU and heap profiles (job \"cinder\")");
@@ -129,6 +130,9 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     tokio::spawn(maintain(store.clone(), cli.maintain_interval));
     tracing::info!("storage opened; cinder is ready");
     let served = server.await.context("the HTTP server task failed")?;
+    if let Some(grpc) = grpc {
+        grpc.abort();
+    }
     flush_on_exit(store).await;
     served.context("serving HTTP")
 }
@@ -143,6 +147,37 @@ async fn flush_on_exit(store: Arc<Store>) {
         }
         Err(err) => tracing::error!(%err, "the exit flush panicked; the WAL keeps the rows"),
     }
+}
+
+/// Binds the OTLP gRPC receiver (`--otlp-grpc-listen`) and serves it in the background.
+/// The default address being taken is a warning; an explicit one is an error.
+async fn serve_otlp_grpc(
+    listen: Option<OtlpListen>,
+    state: AppState,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let (addr, explicit) = match listen {
+        Some(OtlpListen::Off) => return Ok(None),
+        Some(OtlpListen::Addr(addr)) => (addr, true),
+        None => (OtlpListen::DEFAULT, false),
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => listener,
+        Err(err) if !explicit => {
+            tracing::warn!(%addr, %err, "the default OTLP gRPC port is not available; OTLP gRPC is served on the HTTP port only (set --otlp-grpc-listen)");
+            return Ok(None);
+        }
+        Err(err) => {
+            return Err(err).with_context(|| format!("cannot listen on --otlp-grpc-listen {addr}"));
+        }
+    };
+    let bound = listener.local_addr()?;
+    tracing::info!(otlp_grpc_listen = %bound, "OTLP gRPC receiver is listening");
+    let app = backend::api::otlp_grpc_router(state);
+    Ok(Some(tokio::spawn(async move {
+        if let Err(err) = axum::serve(listener, app).await {
+            tracing::error!(%err, "the OTLP gRPC server failed");
+        }
+    })))
 }
 
 async fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {

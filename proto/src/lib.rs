@@ -12,6 +12,9 @@
 //! - [`Profile::validate`]: linear-time referential checks (string indexes, ids, value
 //!   counts) with precise error messages.
 //! - [`Index`]: O(1) lookups by id and string index over a validated profile, for ingest.
+//! - The other formats agents send, turned into a [`Profile`] so they share pprof's ingest
+//!   path: [`folded`] text (Pyroscope's `folded`/`lines`), [`speedscope`] JSON, built with
+//!   [`ProfileBuilder`]; and Pyroscope's push messages ([`pyroscope`]).
 //!
 //! ```
 //! use prost::Message;
@@ -30,11 +33,16 @@
 //! ```
 
 mod census;
+mod builder;
+pub mod folded;
 mod index;
+pub mod pyroscope;
 mod read;
+pub mod speedscope;
 mod types;
 mod validate;
 
+pub use builder::ProfileBuilder;
 pub use census::{Census, CensusError, census};
 pub use index::Index;
 pub use read::{ReadError, decode, inflate, is_gzip, read};

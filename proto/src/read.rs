@@ -170,6 +170,21 @@ mod tests {
     }
 
     #[test]
+    fn inflate_passes_raw_bytes_and_stops_bombs() {
+        assert_eq!(inflate(b"a;b 1", 16).unwrap(), b"a;b 1");
+        assert_eq!(inflate(&gzip(b"a;b 1"), 16).unwrap(), b"a;b 1");
+        let bomb = gzip(&vec![b'x'; 4 * MIB]);
+        assert!(matches!(
+            inflate(&bomb, MIB),
+            Err(ReadError::TooLarge { limit }) if limit == MIB
+        ));
+        assert!(matches!(
+            inflate(&[b'x'; 17], 16),
+            Err(ReadError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
     fn multi_member_gzip_is_concatenated() {
         let raw = valid_bytes();
         let (a, b) = raw.split_at(raw.len() / 2);

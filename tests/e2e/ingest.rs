@@ -294,7 +294,7 @@ fn every_real_profile_stores_its_expected_totals_and_invalid_ones_nothing() {
 }
 
 /// Our top table's first ten flat entries equal `go tool pprof -top`'s (ties by name).
-fn assert_top_matches(file: &str, key: &str, ours: &Value, expected: &Value) {
+pub(crate) fn assert_top_matches(file: &str, key: &str, ours: &Value, expected: &Value) {
     let mut rows: Vec<(String, i64, i64)> = ours["rows"]
         .as_array()
         .unwrap()

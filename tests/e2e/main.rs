@@ -12,6 +12,7 @@
 
 #![allow(unreachable_pub, dead_code, clippy::type_complexity)]
 
+mod agents;
 mod browser;
 mod cli;
 mod fixtures;

@@ -12,7 +12,7 @@ use shared::labels::Labels;
 use super::{ApiError, AppState, ErrorBody};
 use std::sync::Arc;
 
-use crate::ingest::{IngestError, IngestOptions, IngestSummary, ingest_admitted};
+use crate::ingest::{IngestError, IngestOptions, IngestSummary, PushItem, ingest_admitted};
 
 /// Largest accepted (compressed) body.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -38,16 +38,20 @@ pub(crate) async fn push(
     state.authorize(&headers)?;
     let body = body.map_err(body_error)?;
     let labels: Labels = params.into_iter().collect();
-    store_profiles(&state, vec![(body, labels)], IngestOptions::now())
-        .await
-        .map(Json)
+    store_profiles(
+        &state,
+        vec![PushItem::new(body, labels)],
+        IngestOptions::now(),
+    )
+    .await
+    .map(Json)
 }
 
 /// Stores pushed profiles (all or none, see [`ingest_admitted`]) on a blocking thread
 /// once a push slot and budget are free, then flushes the head if it is due.
 pub(crate) async fn store_profiles(
     state: &AppState,
-    items: Vec<(Bytes, Labels)>,
+    items: Vec<PushItem>,
     mut options: IngestOptions,
 ) -> Result<IngestSummary, ApiError> {
     let store = state.store()?.clone();

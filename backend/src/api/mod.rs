@@ -4,8 +4,10 @@
 use std::sync::{Arc, OnceLock};
 
 mod flame_json;
+mod connect;
 mod ingest;
 mod openapi;
+mod otlp;
 mod params;
 mod push;
 mod query;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub admission: Admission,
     /// Bounds of queries.
     pub query_limits: QueryLimits,
+    /// Delta baselines of series pushed as cumulative profiles.
+    push_deltas: Arc<connect::PushDeltas>,
 }
 
 /// Bounds every query is held to (see the README's Limits section).
@@ -81,6 +85,7 @@ impl Default for AppState {
             targets_writable: true,
             admission: Admission::default(),
             query_limits: QueryLimits::default(),
+            push_deltas: Arc::default(),
         }
     }
 }
@@ -436,6 +441,7 @@ pub fn router(state: AppState) -> Router {
         let _ = openapi::DOCUMENT.set(json);
     }
     router
+        .route_service(otlp::GRPC_EXPORT_PATH, otlp::grpc_service(state.clone()))
         .nest("/api", Router::new().fallback(unknown_api_route))
         .route_layer(middleware::from_fn_with_state(state.clone(), track_query))
         .route_layer(middleware::from_fn_with_state(
@@ -463,6 +469,11 @@ fn compression() -> tower_http::compression::CompressionLayer<impl Predicate> {
     CompressionLayer::new()
         .quality(CompressionLevel::Fastest)
         .compress_when(SizeAbove::new(1024).and(compressible))
+}
+
+/// The OTLP gRPC receiver alone, for `--otlp-grpc-listen`.
+pub fn otlp_grpc_router(state: AppState) -> Router {
+    Router::new().route_service(otlp::GRPC_EXPORT_PATH, otlp::grpc_service(state))
 }
 
 /// The OpenAPI document of every route [`router`] serves.
@@ -619,6 +630,8 @@ fn documented_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(heap_profile))
         .routes(routes!(push::pyroscope_ingest).layer(push_limit()))
         .routes(routes!(push::parca_write_raw).layer(json_limit()))
+        .routes(routes!(connect::push).layer(json_limit()))
+        .routes(routes!(otlp::http_export).layer(json_limit()))
         .nest(
             "/api",
             OpenApiRouter::new()

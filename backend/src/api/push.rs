@@ -1,6 +1,6 @@
 //! The push shapes existing agents send, so they can point at Cinder unchanged:
-//! Pyroscope's `POST /ingest?name=app.cpu{k=v}&from&until&format=pprof` (raw or multipart
-//! body) and Parca's `WriteRaw`, as Connect JSON
+//! Pyroscope's `POST /ingest?name=app.cpu{k=v}&from&until&format=…` (pprof raw or
+//! multipart, folded, lines or speedscope; see [`crate::ingest::pyroscope`]) and Parca's `WriteRaw`, as Connect JSON
 //! (`POST /profilestore.v1alpha1.ProfileStoreService/WriteRaw`) or through its gateway
 //! path (`POST /api/profiles/writeraw`).
 //!
@@ -19,20 +19,27 @@ use serde::Deserialize;
 use shared::labels::{Labels, NAME_LABEL, sanitize_label_name};
 
 use super::{ApiError, AppState, ErrorBody, ingest::store_profiles};
-use crate::ingest::{IngestOptions, IngestSummary};
+use crate::ingest::{
+    IngestOptions, IngestSummary, PushItem,
+    pyroscope::{Format, Meta, to_profile},
+};
 
 /// Pyroscope's label for the application name.
 const SERVICE_LABEL: &str = "service_name";
 
-/// `POST /ingest`: Pyroscope's push API (format=pprof).
+/// `POST /ingest`: Pyroscope's push API: pprof, folded/groups, lines or speedscope.
 #[utoipa::path(post, path = "/ingest", tag = "compat",
     params(
         ("name" = String, Query, description = "`app.cpu{k=v,…}`"),
         ("from" = Option<i64>, Query, description = "unix seconds"),
         ("until" = Option<i64>, Query, description = "unix seconds"),
-        ("format" = Option<String>, Query, description = "pprof (the only one accepted)"),
+        ("format" = Option<String>, Query, description = "pprof (default), folded, groups, lines or speedscope; jfr is refused"),
+        ("sampleRate" = Option<u32>, Query, description = "Hz of CPU and wall samples in text formats (default 100)"),
+        ("spyName" = Option<String>, Query, description = "the agent, stored as the pyroscope_spy label"),
+        ("units" = Option<String>, Query, description = "samples, objects, goroutines, bytes, lock_samples or lock_nanoseconds"),
+        ("aggregationType" = Option<String>, Query, description = "sum (default; stored as a delta) or average (a snapshot)"),
     ),
-    request_body(content = Vec<u8>, description = "pprof, raw or multipart with a `profile` part", content_type = "application/octet-stream"),
+    request_body(content = Vec<u8>, description = "pprof (raw or multipart with a `profile` part), folded or lines text, or speedscope JSON", content_type = "application/octet-stream"),
     responses((status = 200, body = IngestSummary), (status = 400, body = ErrorBody),
         (status = 413, description = "the body is over 16 MiB, or a profile is over a per-profile cap (--max-profile-samples, --max-profile-locations)", body = ErrorBody),
         (status = 429, description = "the ingest memory budget, the push concurrency limit or --max-series-per-type is reached; nothing of the request was stored", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait before retrying")))))]
@@ -51,13 +58,25 @@ pub(crate) async fn pyroscope_ingest(
             .map(|(_, v)| v.as_str())
     };
     let format = param("format").unwrap_or("pprof");
-    if format != "pprof" {
-        return Err(ApiError::bad_field(
-            "format",
-            "unsupported format",
-            format!("format={format:?}; Cinder accepts pprof"),
-        ));
-    }
+    let text_format = match format {
+        "pprof" => None,
+        "jfr" => {
+            return Err(ApiError::bad_field(
+                "format",
+                "unsupported format",
+                "format=\"jfr\" is not supported by Cinder; send pprof, folded, groups, lines or speedscope",
+            ));
+        }
+        other => Some(Format::parse(other).ok_or_else(|| {
+            ApiError::bad_field(
+                "format",
+                "unsupported format",
+                format!(
+                    "format={other:?}; Cinder accepts pprof, folded, groups, lines and speedscope"
+                ),
+            )
+        })?),
+    };
     let name = param("name").ok_or_else(|| {
         ApiError::bad_field(
             "name",
@@ -65,26 +84,114 @@ pub(crate) async fn pyroscope_ingest(
             "name is required, e.g. name=app.cpu{env=prod}",
         )
     })?;
-    let labels = pyroscope_labels(name)
+    let mut labels = pyroscope_labels(name)
         .map_err(|detail| ApiError::bad_field("name", "invalid name", detail))?;
-    let mut options = IngestOptions::now();
-    if let Some(from) = param("from") {
-        let seconds: i64 = from.parse().map_err(|_| {
-            ApiError::bad_field(
-                "from",
-                "invalid time",
-                format!("from={from:?}; expected unix seconds"),
-            )
-        })?;
-        options.received_ms = seconds.saturating_mul(1000);
+    if let Some(spy) = param("spyName").filter(|s| !s.is_empty()) {
+        labels.insert(SPY_LABEL, spy);
     }
-    let profile = match multipart_boundary(&headers) {
-        Some(boundary) => multipart_profile(body, boundary).await?,
-        None => body,
+    let mut options = IngestOptions::now();
+    let from = seconds_param(param("from"), "from")?;
+    if let Some(from) = from {
+        options.received_ms = from.saturating_mul(1000);
+    }
+    let item = match text_format {
+        None => {
+            let profile = match multipart_boundary(&headers) {
+                Some(boundary) => multipart_profile(body, boundary).await?,
+                None => body,
+            };
+            PushItem::new(profile, labels)
+        }
+        Some(format) => {
+            let profile = text_profile(format, name, &param, &body, &options)?;
+            PushItem {
+                delta: Some(aggregation_is_sum(param("aggregationType"))?),
+                ..PushItem::new(profile, labels)
+            }
+        }
     };
-    store_profiles(&state, vec![(profile, labels)], options)
-        .await
-        .map(Json)
+    store_profiles(&state, vec![item], options).await.map(Json)
+}
+
+/// The profile of a folded, lines or speedscope body, described by the query string.
+fn text_profile<'p>(
+    format: Format,
+    name: &'p str,
+    param: &dyn Fn(&str) -> Option<&'p str>,
+    body: &[u8],
+    options: &IngestOptions,
+) -> Result<proto::Profile, ApiError> {
+    let meta = Meta {
+        suffix: profile_suffix(name),
+        sample_rate: sample_rate(param("sampleRate"))?,
+        units: param("units"),
+        from: seconds_param(param("from"), "from")?.unwrap_or(options.received_ms / 1000),
+        until: seconds_param(param("until"), "until")?.unwrap_or(0),
+    };
+    let raw = proto::inflate(body, options.max_uncompressed)
+        .map_err(|e| ApiError::from(crate::ingest::IngestError::Read(e)))?;
+    to_profile(format, &raw, &meta).map_err(|e| {
+        ApiError::bad_request(
+            format!("invalid {format:?} profile").to_lowercase(),
+            e.to_string(),
+        )
+    })
+}
+
+/// `aggregationType`: `sum` (default) stores a delta, `average` a snapshot.
+fn aggregation_is_sum(value: Option<&str>) -> Result<bool, ApiError> {
+    match value.unwrap_or("sum") {
+        "sum" | "" => Ok(true),
+        "average" | "avg" => Ok(false),
+        other => Err(ApiError::bad_field(
+            "aggregationType",
+            "invalid aggregationType",
+            format!("aggregationType={other:?}; expected sum or average"),
+        )),
+    }
+}
+
+/// Pyroscope's label for the agent that sent a profile (`spyName`).
+const SPY_LABEL: &str = "pyroscope_spy";
+
+/// An optional unix-seconds parameter.
+fn seconds_param(value: Option<&str>, field: &str) -> Result<Option<i64>, ApiError> {
+    value
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                ApiError::bad_field(
+                    field,
+                    "invalid time",
+                    format!("{field}={v:?}; expected unix seconds"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `sampleRate` (Hz, default 100).
+fn sample_rate(value: Option<&str>) -> Result<u32, ApiError> {
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(100),
+        Some(v) => v.parse::<u32>().ok().filter(|r| *r > 0).ok_or_else(|| {
+            ApiError::bad_field(
+                "sampleRate",
+                "invalid sampleRate",
+                format!("sampleRate={v:?}; expected a positive whole number of Hz"),
+            )
+        }),
+    }
+}
+
+/// The profile suffix of a Pyroscope name (`cpu` of `app.cpu{…}`), `""` when the name has
+/// none Cinder knows.
+fn profile_suffix(name: &str) -> &str {
+    let app = name.split('{').next().unwrap_or("").trim();
+    app.rsplit_once('.')
+        .map(|(_, suffix)| suffix)
+        .filter(|suffix| parca_name_of(suffix).is_some())
+        .unwrap_or("")
 }
 
 /// The labels of a Pyroscope `name`: `app.cpu{env=prod,region=eu}` →
@@ -142,7 +249,7 @@ fn parca_name_of(suffix: &str) -> Option<&'static str> {
 
 /// Adds a label under its sanitized name; a name that cannot be sanitized, or a
 /// reserved `__` name, is dropped (and logged) instead of refusing the profile.
-fn insert_sanitized(labels: &mut Labels, name: &str, value: &str) {
+pub(crate) fn insert_sanitized(labels: &mut Labels, name: &str, value: &str) {
     match sanitize_label_name(name) {
         Some(clean) if !clean.starts_with("__") => {
             labels.insert(clean, value);
@@ -258,7 +365,7 @@ pub(crate) async fn parca_write_raw(
                         format!("series[{s}].samples[{i}].raw_profile: {e}"),
                     )
                 })?;
-            profiles.push((Bytes::from(raw), labels.clone()));
+            profiles.push(PushItem::new(Bytes::from(raw), labels.clone()));
         }
     }
     store_profiles(&state, profiles, IngestOptions::now()).await?;

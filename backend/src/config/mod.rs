@@ -42,6 +42,12 @@ pub struct Cli {
     )]
     pub listen: SocketAddr,
 
+    /// Address of the OTLP gRPC receiver (profiles), `off` to disable; default
+    /// `127.0.0.1:4317`. The default port being taken only logs a warning; an explicit
+    /// address that cannot be bound stops startup.
+    #[arg(long, env = "CINDER_OTLP_GRPC_LISTEN", value_name = "ADDR|off", value_parser = parse_otlp_listen)]
+    pub otlp_grpc_listen: Option<OtlpListen>,
+
     /// How long samples are kept, e.g. `15d`, `12h`; `0` keeps everything.
     #[arg(long, env = "CINDER_RETENTION", value_name = "DURATION", default_value = "15d", value_parser = parse_retention)]
     pub retention: Duration,
@@ -261,6 +267,31 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Where the OTLP gRPC receiver listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpListen {
+    /// `off`: no separate gRPC listener (gRPC still works on the HTTP port).
+    Off,
+    /// An explicit address.
+    Addr(SocketAddr),
+}
+
+impl OtlpListen {
+    /// The default address, used when no `--otlp-grpc-listen` is given.
+    pub const DEFAULT: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 4317);
+}
+
+fn parse_otlp_listen(text: &str) -> Result<OtlpListen, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(OtlpListen::Off);
+    }
+    text.trim()
+        .parse()
+        .map(OtlpListen::Addr)
+        .map_err(|_| format!("{text:?} is not an address (host:port) or off"))
+}
+
 /// Parses a retention such as `15d`; `0` means keep everything (returned as zero).
 fn parse_retention(text: &str) -> Result<Duration, String> {
     shared::duration::parse_duration(text).map_err(|e| e.to_string())
@@ -333,5 +364,20 @@ mod tests {
         assert_eq!(cli.retention, Duration::ZERO);
         assert!(Cli::try_parse_from(["cinder", "--retention", "soon"]).is_err());
         assert!(Cli::try_parse_from(["cinder", "--listen", "nowhere"]).is_err());
+    }
+
+    #[test]
+    fn otlp_grpc_listen_is_an_address_or_off() {
+        let cli = Cli::try_parse_from(["cinder"]).unwrap();
+        assert_eq!(cli.otlp_grpc_listen, None);
+        assert_eq!(OtlpListen::DEFAULT.to_string(), "127.0.0.1:4317");
+        let cli = Cli::try_parse_from(["cinder", "--otlp-grpc-listen", "off"]).unwrap();
+        assert_eq!(cli.otlp_grpc_listen, Some(OtlpListen::Off));
+        let cli = Cli::try_parse_from(["cinder", "--otlp-grpc-listen", "0.0.0.0:4400"]).unwrap();
+        assert_eq!(
+            cli.otlp_grpc_listen,
+            Some(OtlpListen::Addr("0.0.0.0:4400".parse().unwrap()))
+        );
+        assert!(Cli::try_parse_from(["cinder", "--otlp-grpc-listen", "here"]).is_err());
     }
 }

@@ -180,6 +180,40 @@ pub(crate) fn convert(
     (parts, outcome)
 }
 
+/// Splits a profile whose counters are deltas already (a Pyroscope SDK's, pushed with
+/// `__delta__="false"`): the counter types (`alloc_*`, `contentions`, `delay`) are one
+/// delta part, the other types (`inuse_*`) a snapshot part. A profile without counters is
+/// a delta when it is CPU or has a duration, else a snapshot.
+pub(crate) fn split_deltas(profile: Profile) -> Vec<Part> {
+    let (counters, rest): (Vec<usize>, Vec<usize>) =
+        (0..profile.sample_type.len()).partition(|&i| {
+            let ty = string(&profile, profile.sample_type[i].ty);
+            CUMULATIVE_TYPES.iter().any(|t| t.as_bytes() == ty)
+        });
+    if counters.is_empty() {
+        let delta = is_cpu(&profile) || profile.duration_nanos != 0;
+        return vec![Part { profile, delta }];
+    }
+    if rest.is_empty() {
+        return vec![Part {
+            profile,
+            delta: true,
+        }];
+    }
+    let mut snapshot = select(&profile, &rest);
+    snapshot.duration_nanos = 0;
+    vec![
+        Part {
+            profile: select(&profile, &counters),
+            delta: true,
+        },
+        Part {
+            profile: snapshot,
+            delta: false,
+        },
+    ]
+}
+
 /// Whether any counter is lower than in the previous scrape.
 fn went_down(previous: &HashMap<u64, Vec<i64>>, current: &HashMap<u64, Vec<i64>>) -> bool {
     current.iter().any(|(key, now)| {
@@ -542,5 +576,35 @@ pub(crate) mod tests {
         let (parts, _) = convert(goroutine, false, &mut state, 0);
         assert!(!parts[0].delta);
         assert_eq!(parts[0].profile.duration_nanos, 0);
+    }
+
+    #[test]
+    fn already_delta_profiles_split_counters_from_snapshots() {
+        let heap = heap_profile(&[(&["a", "main"], 10, 3)], 0, 1_000);
+        let parts = split_deltas(heap);
+        assert_eq!(parts.len(), 2);
+        assert!(parts[0].delta && !parts[1].delta);
+        assert_eq!(
+            type_names(&parts[0].profile),
+            ["alloc_objects", "alloc_space"]
+        );
+        assert_eq!(
+            type_names(&parts[1].profile),
+            ["inuse_objects", "inuse_space"]
+        );
+        assert_eq!(
+            values(&parts[0].profile),
+            [("a".to_owned(), vec![10, 1000])]
+        );
+        assert_eq!(parts[1].profile.duration_nanos, 0);
+
+        let mut goroutine = heap_profile(&[(&["a"], 1, 1)], 0, 1);
+        goroutine.string_table[1] = b"goroutine".to_vec();
+        goroutine.string_table[3] = b"x".to_vec();
+        goroutine.duration_nanos = 0;
+        goroutine.period_type = None;
+        let parts = split_deltas(goroutine);
+        assert_eq!(parts.len(), 1);
+        assert!(!parts[0].delta);
     }
 }
