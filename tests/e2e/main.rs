@@ -10,11 +10,13 @@
 
 mod browser;
 mod cli;
+mod edge;
 mod harness;
 mod ingest;
 mod push;
 mod query;
 mod scrape;
+mod ui_auth;
 mod ui_http;
 mod ui_pages;
 mod ui_perf;

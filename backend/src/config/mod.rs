@@ -7,6 +7,9 @@ pub mod relabel;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Parser};
+use ipnet::IpNet;
+
+use crate::scrape::policy::parse_cidr;
 
 pub use file::{ConfigError, ScrapeConfig, ScrapeFile};
 
@@ -66,6 +69,22 @@ pub struct Cli {
     )]
     pub api_token: Option<String>,
 
+    /// Require the API token for reads too (queries, targets, `/metrics`, this API's
+    /// document); `/healthy`, `/ready` and the UI's files stay open. Needs `--api-token`.
+    #[arg(long, env = "CINDER_AUTH_READS", requires = "api_token")]
+    pub auth_reads: bool,
+
+    /// Host names the server answers to (repeatable, or comma-separated; `*.domain` for
+    /// subdomains, `*` for any), against DNS rebinding. Default: on a loopback listen
+    /// address, loopback names and addresses only; otherwise every host.
+    #[arg(
+        long,
+        env = "CINDER_ALLOWED_HOSTS",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Allow creating, changing and deleting scrape targets through the HTTP API
     /// (`--targets-api=false` makes it read-only).
     #[arg(
@@ -80,9 +99,24 @@ pub struct Cli {
     pub targets_api: bool,
 
     /// Scrape link-local addresses (169.254.0.0/16, fe80::/10) such as cloud metadata
-    /// services; refused by default because a target form is an SSRF door.
+    /// services; refused by default because a target form is an SSRF door. The same as
+    /// `--scrape-allow-cidr` with both ranges.
     #[arg(long, env = "CINDER_ALLOW_LINK_LOCAL_TARGETS")]
     pub allow_link_local_targets: bool,
+
+    /// Refuse scrapes of these addresses too (repeatable, or comma-separated), e.g.
+    /// `127.0.0.0/8`; added to the built-in cloud metadata list.
+    #[arg(long, env = "CINDER_SCRAPE_DENY_CIDR", value_name = "CIDR", value_delimiter = ',', value_parser = parse_cidr)]
+    pub scrape_deny_cidr: Vec<IpNet>,
+
+    /// Allow scrapes of these addresses (repeatable, or comma-separated), carved out of the
+    /// deny list; the most specific range wins.
+    #[arg(long, env = "CINDER_SCRAPE_ALLOW_CIDR", value_name = "CIDR", value_delimiter = ',', value_parser = parse_cidr)]
+    pub scrape_allow_cidr: Vec<IpNet>,
+
+    /// Most targets the targets API may hold; creating more is refused (409).
+    #[arg(long, env = "CINDER_MAX_API_TARGETS", value_name = "N", default_value_t = crate::scrape::DEFAULT_MAX_API_TARGETS)]
+    pub max_api_targets: usize,
 
     /// Flush the in-memory head into Parquet once it holds this many rows (tests use small
     /// values to exercise flushes).
@@ -113,6 +147,32 @@ mod tests {
         assert!(cli.targets_api);
         assert!(!cli.allow_link_local_targets);
         assert_eq!(cli.api_token, None);
+        assert_eq!(cli.max_api_targets, 1_000);
+        assert!(cli.scrape_deny_cidr.is_empty());
+    }
+
+    #[test]
+    fn cidr_flags_repeat_and_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "cinder",
+            "--scrape-deny-cidr",
+            "127.0.0.0/8,::1",
+            "--scrape-deny-cidr=10.0.0.0/8",
+            "--scrape-allow-cidr",
+            "10.1.0.0/16",
+        ])
+        .unwrap();
+        let deny: Vec<String> = cli.scrape_deny_cidr.iter().map(|n| n.to_string()).collect();
+        assert_eq!(deny, ["127.0.0.0/8", "::1/128", "10.0.0.0/8"]);
+        assert_eq!(cli.scrape_allow_cidr.len(), 1);
+        assert!(Cli::try_parse_from(["cinder", "--scrape-deny-cidr", "nope"]).is_err());
+    }
+
+    #[test]
+    fn auth_reads_needs_a_token() {
+        assert!(Cli::try_parse_from(["cinder", "--auth-reads"]).is_err());
+        let cli = Cli::try_parse_from(["cinder", "--auth-reads", "--api-token", "t"]).unwrap();
+        assert!(cli.auth_reads);
     }
 
     #[test]
