@@ -3,6 +3,8 @@
 //! - `run [-- cinder args]`: build the UI and the server, start Cinder on 127.0.0.1:7070.
 //! - `test`: the whole test suite (what CI runs).
 //! - `dist`: the release binary `target/release/cinder` with the UI embedded.
+//! - `fuzz [SECONDS]`: every cargo-fuzz target for SECONDS (default 60) each ([`fuzz`]).
+//! - `schema`: schemathesis against a running cinder's OpenAPI document ([`schema`]).
 //!
 //! Each installs what it needs when it is missing (the wasm target, trunk, wasm-bindgen-cli
 //! at the version in Cargo.lock, Chromium and chromedriver, Go, wasm-opt), idempotently and
@@ -19,6 +21,9 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
+mod fuzz;
+mod schema;
+
 const TRUNK_VERSION: &str = "0.21.14";
 const BINARYEN_NPM_VERSION: &str = "132.0.0";
 const WASM_TARGET: &str = "wasm32-unknown-unknown";
@@ -29,10 +34,12 @@ fn main() {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("dist") => dist(),
+        Some("fuzz") => fuzz::command(&args[1..]),
+        Some("schema") => schema::run(),
         Some("tools") => ensure_build_tools().and_then(|_| ensure_test_tools()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | tools>"
+                "usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | fuzz [SECONDS] | schema | tools>"
             );
             std::process::exit(2);
         }
@@ -86,7 +93,9 @@ fn test(args: &[String]) -> Result<()> {
         // In this command the browser, Go and the shared test data are part of the suite:
         // tests that would skip without them must fail instead.
         .env("CINDER_E2E_REQUIRE", "1");
-    run_counting_tests(&mut cmd)
+    run_counting_tests(&mut cmd)?;
+    schema::run()?;
+    fuzz::run_all(30).map(drop)
 }
 
 /// Runs `cargo test`, passing its output through, and ends with one line that adds up
