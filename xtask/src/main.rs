@@ -94,7 +94,6 @@ fn test(args: &[String]) -> Result<()> {
         // tests that would skip without them must fail instead.
         .env("CINDER_E2E_REQUIRE", "1");
     run_counting_tests(&mut cmd)?;
-    schema::run()?;
     fuzz::run_all(30).map(drop)
 }
 

@@ -1,6 +1,8 @@
-//! The schemathesis step of `cargo xtask test` (and `cargo xtask schema`): a real `cinder`
-//! (with an API token) checked against its own `/api/v1/openapi.json` with every check
-//! schemathesis has, so the document says exactly what the server accepts and answers.
+//! `cargo xtask schema`: a real `cinder` (with an API token) checked against its own
+//! `/api/v1/openapi.json` with every check schemathesis has, so the document says exactly
+//! what the server accepts and answers. Not yet part of `cargo xtask test`: the query and
+//! push operations still lack the bounds and patterns the server enforces (see
+//! docs/fuzzing.md).
 //!
 //! schemathesis comes from PyPI into the project's own venv, `.tools/venv`, installed
 //! once and reused.
