@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{ensure_cargo_tool, root, step};
+use crate::{ensure_cargo_tool, ensure_debian_packages, root, step};
 
 /// The cargo-fuzz release installed.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -44,6 +44,8 @@ pub(crate) fn command(args: &[String]) -> Result<()> {
 /// Runs every target for `seconds` each; fails on the first crash (libFuzzer leaves the
 /// input in `fuzz/artifacts/<target>/`).
 pub(crate) fn run_all(seconds: u64) -> Result<Vec<Run>> {
+    // libfuzzer-sys compiles libFuzzer's C++ sources.
+    ensure_debian_packages(&[("c++", "g++")])?;
     ensure_cargo_tool("cargo-fuzz", "cargo-fuzz", CARGO_FUZZ_VERSION, true)?;
     let started = Instant::now();
     let mut runs = Vec::new();
