@@ -17,7 +17,9 @@ pub mod web;
 
 use axum::Router;
 
-/// The whole HTTP application: API and health routes first, the UI for everything else.
+/// The whole HTTP application: API and health routes first, the UI for everything else,
+/// all behind the `Host` check.
 pub fn app(state: api::AppState, ui: web::UiSource) -> Router {
-    api::router(state).fallback_service(web::router(ui))
+    let app = api::router(state.clone()).fallback_service(web::router(ui));
+    api::with_host_check(app, state)
 }

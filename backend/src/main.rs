@@ -5,10 +5,10 @@ use std::{future::IntoFuture as _, process::ExitCode, sync::Arc};
 use anyhow::Context as _;
 use backend::{
     admission::Admission,
-    api::AppState,
+    api::{AllowedHosts, AppState},
     config::{Cli, OtlpListen, ScrapeConfig, ScrapeFile, file::Secret},
     metrics::Metrics,
-    scrape::{ManagerOptions, ScrapeManager},
+    scrape::{AddressPolicy, ManagerOptions, ScrapeManager},
     store::{Store, StoreOptions},
     web::UiSource,
 };
@@ -97,6 +97,8 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         .with_query_limits(cli.query_limits())
         .with_metrics(metrics.clone())
         .with_api_token(cli.api_token.clone())
+        .with_auth_reads(cli.auth_reads)
+        .with_allowed_hosts(AllowedHosts::new(local_addr, &cli.allowed_hosts))
         .with_targets_api(cli.targets_api);
     let app = backend::app(state.clone(), UiSource::choose(cli.ui_dir.clone()));
     tracing::info!(listen = %local_addr, data_dir = %cli.data_dir.display(), "cinder is listening");
@@ -116,8 +118,15 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         }
         vec![own]
     });
+    let policy = AddressPolicy::from_flags(
+        &cli.scrape_deny_cidr,
+        &cli.scrape_allow_cidr,
+        cli.allow_link_local_targets,
+    );
+    tracing::info!(%policy, "scrape address policy");
     let options = ManagerOptions {
-        allow_link_local: cli.allow_link_local_targets,
+        policy: Arc::new(policy),
+        max_api_targets: cli.max_api_targets,
         admission,
         ..ManagerOptions::default()
     };

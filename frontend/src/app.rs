@@ -1,4 +1,4 @@
-//! The application shell: header, navigation, theme toggle, and the routes.
+//! The application shell: header, navigation, sign-in, theme toggle, and the routes.
 
 use leptos::prelude::*;
 use leptos_router::{
@@ -7,6 +7,7 @@ use leptos_router::{
 };
 
 use crate::{
+    auth::SignIn,
     pages,
     theme::{ThemeToggle, provide_theme},
 };
@@ -27,6 +28,7 @@ pub fn App() -> impl IntoView {
                     <A href="/compare">"Compare"</A>
                     <A href="/targets">"Targets"</A>
                 </nav>
+                <SignIn/>
                 <ThemeToggle/>
             </header>
             <main class="shell-main">

@@ -178,7 +178,7 @@ fn profile(
     gzip(&p.encode_to_vec())
 }
 
-fn goroutine_profile() -> Vec<u8> {
+pub(crate) fn goroutine_profile() -> Vec<u8> {
     profile(
         &[("goroutine", "count")],
         ("goroutine", "count"),
@@ -976,7 +976,9 @@ fn send(
             req = req.bearer_auth(token);
         }
         if !body.is_null() {
-            req = req.body(body.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();

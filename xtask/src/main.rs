@@ -2,10 +2,12 @@
 //!
 //! - `run [-- cinder args]`: build the UI and the server, start Cinder on 127.0.0.1:7070.
 //! - `test`: the whole suite, what CI runs: `cargo fmt --check`, clippy with `-D warnings`
-//!   (the frontend for wasm32 too), the UI build, the one-file binary (`ci` profile) and
-//!   `cargo test`, with per-phase timings at the end.
+//!   (the frontend for wasm32 too), the UI build, the one-file binary (`ci` profile),
+//!   `cargo test` and a bounded fuzzing run, with per-phase timings at the end.
 //! - `dist`: the release binary `target/release/cinder` with the UI embedded; a second run
 //!   with nothing changed takes seconds.
+//! - `fuzz [SECONDS]`: every cargo-fuzz target for SECONDS (default 60) each ([`fuzz`]).
+//! - `schema`: schemathesis against a running cinder's OpenAPI document ([`schema`]).
 //!
 //! Each installs what it needs when it is missing ([`tools`]), idempotently and quietly
 //! when it is already there.
@@ -28,16 +30,21 @@ use anyhow::{Context as _, Result, anyhow, bail};
 
 use crate::tools::WASM_TARGET;
 
+mod fuzz;
+mod schema;
+
 fn main() {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("dist") => dist(),
+        Some("fuzz") => fuzz::command(&args[1..]),
+        Some("schema") => schema::run(),
         Some("tools") => tools::ensure_build_tools().and_then(|_| tools::ensure_test_tools()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | tools>"
+                "usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | fuzz [SECONDS] | schema | tools>"
             );
             std::process::exit(2);
         }
@@ -124,7 +131,8 @@ fn test(args: &[String]) -> Result<()> {
     phases.run("wait: trunk, wasm-bindgen-cli", || join(cargo_tools))?;
     let ui = phases.run("UI build (trunk)", || ui::build(false))?;
     let bin = phases.run("one-file binary (ci profile)", || one_file_binary(&ui))?;
-    phases.run("cargo test", || cargo_test(args, &ui, &bin))
+    phases.run("cargo test", || cargo_test(args, &ui, &bin))?;
+    phases.run("fuzzing (30 s a target)", || fuzz::run_all(30).map(drop))
 }
 
 fn fmt_check() -> Result<()> {

@@ -63,7 +63,7 @@ pub(crate) fn ensure_wasm_target() -> Result<()> {
 }
 
 /// Installs `krate` at exactly `version` unless `bin --version` already reports it.
-fn ensure_cargo_tool(bin: &str, krate: &str, version: &str, flags: &[&str]) -> Result<()> {
+pub(crate) fn ensure_cargo_tool(bin: &str, krate: &str, version: &str, flags: &[&str]) -> Result<()> {
     let current = Command::new(bin).arg("--version").output().ok();
     let current = current
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -109,7 +109,7 @@ pub(crate) fn wasm_bindgen_version_in_lock() -> Result<String> {
 }
 
 /// Installs Debian packages whose command is missing (one apt-get run for all of them).
-fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<()> {
+pub(crate) fn ensure_debian_packages(wanted: &[(&str, &str)]) -> Result<()> {
     let missing: Vec<&str> = wanted
         .iter()
         .filter(|(cmd, _)| which(cmd).is_none())

@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 mod flame_json;
 mod connect;
+mod guard;
 mod ingest;
 mod openapi;
 mod otlp;
@@ -23,6 +24,7 @@ use axum::{
 use tower_http::compression::Predicate;
 use utoipa_axum::{router::OpenApiRouter, router::UtoipaMethodRouterExt as _, routes};
 
+pub use guard::AllowedHosts;
 pub use ingest::MAX_BODY_BYTES;
 pub use query::{
     FlameNode, FlamegraphReport, RangePoint, RangeResponse, RangeSeries, StacksReport, TopReport,
@@ -47,7 +49,9 @@ pub struct AppState {
     scrape: Arc<OnceLock<ScrapeManager>>,
     /// Cinder's own metrics.
     pub metrics: Arc<Metrics>,
-    api_token: Option<Arc<str>>,
+    /// SHA-256 of the API token: compared digest to digest, so neither the token's
+    /// content nor its length shows in timings.
+    api_token: Option<[u8; 32]>,
     targets_writable: bool,
     /// Budget and concurrency limits of pushes and queries.
     pub admission: Admission,
@@ -55,6 +59,7 @@ pub struct AppState {
     pub query_limits: QueryLimits,
     /// Delta baselines of series pushed as cumulative profiles.
     push_deltas: Arc<connect::PushDeltas>,
+    security: Arc<Security>,
 }
 
 /// Bounds every query is held to (see the README's Limits section).
@@ -75,6 +80,14 @@ impl Default for QueryLimits {
     }
 }
 
+
+/// Host, CSRF and read-auth settings ([`guard`]).
+#[derive(Debug, Clone, Default)]
+struct Security {
+    allowed_hosts: AllowedHosts,
+    auth_reads: bool,
+}
+
 impl Default for AppState {
     fn default() -> Self {
         AppState {
@@ -86,6 +99,7 @@ impl Default for AppState {
             admission: Admission::default(),
             query_limits: QueryLimits::default(),
             push_deltas: Arc::default(),
+            security: Arc::default(),
         }
     }
 }
@@ -104,7 +118,19 @@ impl AppState {
 
     /// Requires `Authorization: Bearer <token>` for ingest and target changes.
     pub fn with_api_token(mut self, token: Option<String>) -> Self {
-        self.api_token = token.filter(|t| !t.is_empty()).map(Arc::from);
+        self.api_token = token.filter(|t| !t.is_empty()).map(|t| digest(&t));
+        self
+    }
+
+    /// Requires the API token for reads too (`--auth-reads`), but `/healthy` and `/ready`.
+    pub fn with_auth_reads(mut self, auth_reads: bool) -> Self {
+        Arc::make_mut(&mut self.security).auth_reads = auth_reads;
+        self
+    }
+
+    /// The `Host` names served (`--allowed-hosts`).
+    pub fn with_allowed_hosts(mut self, hosts: AllowedHosts) -> Self {
+        Arc::make_mut(&mut self.security).allowed_hosts = hosts;
         self
     }
 
@@ -160,7 +186,7 @@ impl AppState {
                     .map(|(_, t)| t.trim())
             });
         match given {
-            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
+            Some(given) if constant_time_eq(&digest(given), token) => Ok(()),
             Some(_) => Err(ApiError::Unauthorized(
                 "the bearer token is not valid".into(),
             )),
@@ -171,11 +197,14 @@ impl AppState {
     }
 }
 
-/// Compares two secrets in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
+/// SHA-256 of a token.
+fn digest(token: &str) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// Compares two digests in time independent of where they differ.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -204,6 +233,9 @@ pub enum ApiError {
     /// The thing is busy (e.g. a CPU profile is already being recorded).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The body is not in the media type the endpoint takes.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
     /// Storage is still opening or replaying its write-ahead log.
     #[error("storage is not ready yet")]
     NotReady,
@@ -317,6 +349,12 @@ impl IntoResponse for ApiError {
             ApiError::Timeout(detail) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "query timeout".into(),
+                detail,
+                None,
+            ),
+            ApiError::UnsupportedMediaType(detail) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported media type".into(),
                 detail,
                 None,
             ),
@@ -437,12 +475,14 @@ pub(crate) fn current_endpoint() -> String {
 /// The API routes plus the health, metrics and self-profiling endpoints.
 pub fn router(state: AppState) -> Router {
     let (router, doc) = documented_routes().split_for_parts();
-    if let Ok(json) = serde_json::to_value(&doc) {
-        let _ = openapi::DOCUMENT.set(json);
-    }
+    let _ = openapi::DOCUMENT.set(doc);
     router
         .route_service(otlp::GRPC_EXPORT_PATH, otlp::grpc_service(state.clone()))
         .nest("/api", Router::new().fallback(unknown_api_route))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            guard::check_request,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), track_query))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -476,9 +516,15 @@ pub fn otlp_grpc_router(state: AppState) -> Router {
     Router::new().route_service(otlp::GRPC_EXPORT_PATH, otlp::grpc_service(state))
 }
 
-/// The OpenAPI document of every route [`router`] serves.
+/// Wraps the whole application (API and UI) in the `Host` check (`--allowed-hosts`).
+pub fn with_host_check(app: Router, state: AppState) -> Router {
+    app.layer(middleware::from_fn_with_state(state, guard::check_host))
+}
+
+/// The OpenAPI document of every route [`router`] serves, as it reads with `--api-token`
+/// set (the committed `docs/openapi.json`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    documented_routes().split_for_parts().1
+    guard::describe_document(&documented_routes().split_for_parts().1, true, false)
 }
 
 /// Counts refused requests per route and reason for `/metrics`.

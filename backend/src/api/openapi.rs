@@ -4,11 +4,14 @@
 
 use std::sync::OnceLock;
 
-use axum::Json;
+use axum::{Json, extract::State};
 use utoipa::OpenApi as _;
 
-/// The document as served, set when the router is built.
-pub(crate) static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+use super::AppState;
+
+/// The document as generated, set when the router is built; each answer adds what the
+/// server's flags guard ([`super::guard::describe`]).
+pub(crate) static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
 
 /// The document's frame: title, version, tags. Paths are added by the router.
 #[derive(utoipa::OpenApi)]
@@ -39,11 +42,16 @@ pub(crate) fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-/// `GET /api/v1/openapi.json`.
+/// `GET /api/v1/openapi.json`: security as this server's `--api-token`/`--auth-reads` say.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta",
     responses((status = 200, description = "this document", content_type = "application/json")))]
-pub(crate) async fn document() -> Json<serde_json::Value> {
-    Json(DOCUMENT.get().cloned().unwrap_or_default())
+pub(crate) async fn document(State(state): State<AppState>) -> Json<utoipa::openapi::OpenApi> {
+    let doc = DOCUMENT.get().cloned().unwrap_or_default();
+    Json(super::guard::describe_document(
+        &doc,
+        state.api_token.is_some(),
+        state.security.auth_reads,
+    ))
 }
 
 #[cfg(test)]
@@ -57,6 +65,41 @@ mod tests {
 
     fn generated() -> String {
         serde_json::to_string_pretty(&openapi()).unwrap() + "\n"
+    }
+
+    /// Without a token nothing is guarded; with one, the served document is the committed one.
+    #[tokio::test]
+    async fn the_served_document_declares_security_as_the_flags_say() {
+        let served = |state: AppState| async move {
+            let request = Request::get("/api/v1/openapi.json")
+                .body(Body::empty())
+                .unwrap();
+            let response = router(state).oneshot(request).await.unwrap();
+            let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        };
+        let open = served(AppState::new()).await;
+        assert!(!open.to_string().contains("\"security\""));
+        let token = AppState::new().with_api_token(Some("t".into()));
+        let doc = serde_json::to_value(openapi()).unwrap();
+        assert_eq!(served(token.clone()).await, doc);
+        assert!(doc["paths"]["/api/v1/targets"]["post"]["security"].is_array());
+        assert!(doc["paths"]["/api/v1/targets"]["post"]["responses"]["415"].is_object());
+        assert!(doc["paths"]["/api/v1/targets"]["get"]["security"].is_null());
+        let reads = token.with_auth_reads(true);
+        let auth = Request::get("/api/v1/openapi.json")
+            .header("authorization", "Bearer t")
+            .body(Body::empty())
+            .unwrap();
+        let response = router(reads).oneshot(auth).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+            .await
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(doc["paths"]["/api/v1/targets"]["get"]["security"].is_array());
+        assert!(doc["paths"]["/ready"]["get"]["security"].is_null());
     }
 
     /// `docs/openapi.json` is the generated document; `CINDER_BLESS=1` rewrites it.
@@ -93,7 +136,7 @@ mod tests {
     /// Every documented path is routed (no 404/405), and the served document is the generated one.
     #[tokio::test]
     async fn every_documented_route_exists_and_the_document_is_served() {
-        let app = router(AppState::new());
+        let app = router(AppState::new().with_api_token(Some("t".into())));
         let doc = serde_json::to_value(openapi()).unwrap();
         let paths = doc["paths"].as_object().unwrap();
         assert!(paths.len() >= 12, "{:?}", paths.keys());

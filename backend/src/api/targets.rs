@@ -23,6 +23,7 @@ impl From<TargetError> for ApiError {
             TargetError::Invalid(f) => ApiError::bad_field(&f.field, f.error, f.detail),
             TargetError::NotFound(_) => ApiError::NotFound(err.to_string()),
             TargetError::ReadOnly(_) => ApiError::Forbidden(err.to_string()),
+            TargetError::TooMany(_) => ApiError::Conflict(err.to_string()),
             TargetError::Store(_) => ApiError::Internal(err.to_string()),
         }
     }

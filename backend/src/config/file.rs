@@ -185,6 +185,12 @@ struct RawScrapeConfig {
     follow_redirects: Option<bool>,
     /// Prometheus' HTTP client option; Cinder speaks HTTP/1.1 to targets. Accepted, unused.
     enable_http2: Option<bool>,
+    /// Prometheus' proxy keys: an `http://` or `https://` proxy for every scrape of the job,
+    /// hosts that bypass it, or the `HTTP(S)_PROXY`/`NO_PROXY` environment.
+    proxy_url: Option<String>,
+    no_proxy: Option<String>,
+    #[serde(default)]
+    proxy_from_environment: bool,
     body_size_limit: Option<ByteSize>,
 }
 
@@ -317,9 +323,43 @@ impl ScrapeConfig {
             file_sd: Vec::new(),
             http: HttpConfig {
                 follow_redirects: true,
+                self_scrape: true,
                 ..HttpConfig::default()
             },
             body_size_limit: DEFAULT_BODY_SIZE_LIMIT,
+        }
+    }
+}
+
+/// Checks Prometheus' proxy keys: `proxy_url` (http or https, with a host) with an
+/// optional `no_proxy`, or `proxy_from_environment`, which excludes both.
+fn proxy_config(
+    job: &str,
+    url: Option<String>,
+    no_proxy: Option<String>,
+    from_environment: bool,
+) -> Result<ProxyConfig, String> {
+    match (url, from_environment) {
+        (Some(_), true) => Err(format!(
+            "job {job:?}: proxy_url and proxy_from_environment are mutually exclusive"
+        )),
+        (None, true) if no_proxy.is_some() => Err(format!(
+            "job {job:?}: no_proxy goes with proxy_url, not proxy_from_environment (which reads NO_PROXY)"
+        )),
+        (None, true) => Ok(ProxyConfig::Environment),
+        (None, false) if no_proxy.is_some() => {
+            Err(format!("job {job:?}: no_proxy needs a proxy_url"))
+        }
+        (None, false) => Ok(ProxyConfig::None),
+        (Some(url), false) => {
+            let parsed = url::Url::parse(&url)
+                .map_err(|e| format!("job {job:?}: proxy_url {url:?} is not a URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(format!(
+                    "job {job:?}: proxy_url {url:?} must be an http:// or https:// URL with a host"
+                ));
+            }
+            Ok(ProxyConfig::Url { url, no_proxy })
         }
     }
 }
@@ -377,6 +417,25 @@ pub struct HttpConfig {
     pub ca_file: Option<PathBuf>,
     /// Follow redirects (at most a few); Prometheus' default is to follow.
     pub follow_redirects: bool,
+    /// `proxy_url` / `proxy_from_environment`: scrapes use no proxy unless configured.
+    pub proxy: ProxyConfig,
+    /// Cinder's own endpoint (the embedded self-scrape): the address deny list does not apply.
+    pub self_scrape: bool,
+}
+
+/// The proxy of a job's scrapes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum ProxyConfig {
+    /// Direct connections, whatever the environment says (the default).
+    #[default]
+    None,
+    /// `proxy_from_environment: true`: `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`.
+    Environment,
+    /// `proxy_url`, with the `no_proxy` list (comma-separated hosts, domains, CIDRs).
+    Url {
+        url: String,
+        no_proxy: Option<String>,
+    },
 }
 
 /// A password or token: written inline or read from a file (when a client is built, so a
@@ -513,6 +572,12 @@ impl TryFrom<RawScrapeConfig> for ScrapeConfig {
             ca_file: None,
         });
         let _ = (raw.normalized_addresses, raw.enable_http2);
+        let proxy = proxy_config(
+            &job,
+            raw.proxy_url,
+            raw.no_proxy,
+            raw.proxy_from_environment,
+        )?;
         Ok(ScrapeConfig {
             job_name: job,
             interval,
@@ -536,6 +601,8 @@ impl TryFrom<RawScrapeConfig> for ScrapeConfig {
                 insecure_skip_verify: tls.insecure_skip_verify,
                 ca_file: tls.ca_file.map(PathBuf::from),
                 follow_redirects: raw.follow_redirects.unwrap_or(true),
+                proxy,
+                self_scrape: false,
             },
             body_size_limit: raw.body_size_limit.map_or(DEFAULT_BODY_SIZE_LIMIT, |b| b.0),
         })
@@ -885,6 +952,40 @@ scrape_configs:
             ]
         );
         assert_eq!(app.static_configs[0].labels["env"], "prod");
+    }
+
+    #[test]
+    fn proxy_keys_are_read_and_checked() {
+        let job = |extra: &str| {
+            parse(&format!(
+                "scrape_configs:\n  - job_name: a\n    static_configs: [{{targets: ['h:1']}}]\n{extra}"
+            ))
+            .map(|f| f.jobs[0].http.proxy.clone())
+        };
+        assert_eq!(job("").unwrap(), ProxyConfig::None);
+        assert_eq!(
+            job("    proxy_url: http://proxy:3128\n    no_proxy: localhost,10.0.0.0/8\n").unwrap(),
+            ProxyConfig::Url {
+                url: "http://proxy:3128".into(),
+                no_proxy: Some("localhost,10.0.0.0/8".into())
+            }
+        );
+        assert_eq!(
+            job("    proxy_from_environment: true\n").unwrap(),
+            ProxyConfig::Environment
+        );
+        for (bad, says) in [
+            ("    proxy_url: socks5://p:1\n", "http:// or https://"),
+            ("    proxy_url: 'not a url'\n", "not a URL"),
+            ("    no_proxy: localhost\n", "needs a proxy_url"),
+            (
+                "    proxy_url: http://p:1\n    proxy_from_environment: true\n",
+                "mutually exclusive",
+            ),
+        ] {
+            let err = job(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 
     #[test]

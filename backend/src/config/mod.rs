@@ -7,6 +7,9 @@ pub mod relabel;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Parser};
+use ipnet::IpNet;
+
+use crate::scrape::policy::parse_cidr;
 
 use crate::admission;
 
@@ -79,6 +82,22 @@ pub struct Cli {
     )]
     pub api_token: Option<String>,
 
+    /// Require the API token for reads too (queries, targets, `/metrics`, this API's
+    /// document); `/healthy`, `/ready` and the UI's files stay open. Needs `--api-token`.
+    #[arg(long, env = "CINDER_AUTH_READS", requires = "api_token")]
+    pub auth_reads: bool,
+
+    /// Host names the server answers to (repeatable, or comma-separated; `*.domain` for
+    /// subdomains, `*` for any), against DNS rebinding. Default: on a loopback listen
+    /// address, loopback names and addresses only; otherwise every host.
+    #[arg(
+        long,
+        env = "CINDER_ALLOWED_HOSTS",
+        value_name = "HOST",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
     /// Allow creating, changing and deleting scrape targets through the HTTP API
     /// (`--targets-api=false` makes it read-only).
     #[arg(
@@ -93,7 +112,8 @@ pub struct Cli {
     pub targets_api: bool,
 
     /// Scrape link-local addresses (169.254.0.0/16, fe80::/10) such as cloud metadata
-    /// services; refused by default because a target form is an SSRF door.
+    /// services; refused by default because a target form is an SSRF door. The same as
+    /// `--scrape-allow-cidr` with both ranges.
     #[arg(long, env = "CINDER_ALLOW_LINK_LOCAL_TARGETS")]
     pub allow_link_local_targets: bool,
 
@@ -199,6 +219,19 @@ pub struct Cli {
         default_value_t = 100_000
     )]
     pub query_max_series: usize,
+    /// Refuse scrapes of these addresses too (repeatable, or comma-separated), e.g.
+    /// `127.0.0.0/8`; added to the built-in cloud metadata list.
+    #[arg(long, env = "CINDER_SCRAPE_DENY_CIDR", value_name = "CIDR", value_delimiter = ',', value_parser = parse_cidr)]
+    pub scrape_deny_cidr: Vec<IpNet>,
+
+    /// Allow scrapes of these addresses (repeatable, or comma-separated), carved out of the
+    /// deny list; the most specific range wins.
+    #[arg(long, env = "CINDER_SCRAPE_ALLOW_CIDR", value_name = "CIDR", value_delimiter = ',', value_parser = parse_cidr)]
+    pub scrape_allow_cidr: Vec<IpNet>,
+
+    /// Most targets the targets API may hold; creating more is refused (409).
+    #[arg(long, env = "CINDER_MAX_API_TARGETS", value_name = "N", default_value_t = crate::scrape::DEFAULT_MAX_API_TARGETS)]
+    pub max_api_targets: usize,
 
     /// Flush the in-memory head into Parquet once it holds this many rows (tests use small
     /// values to exercise flushes).
@@ -331,6 +364,8 @@ mod tests {
         let cli = Cli::try_parse_from(["cinder", "--ingest-memory", "1GiB"]).unwrap();
         assert_eq!(cli.limits().inflight_bytes, 1 << 30);
         assert_eq!(cli.block_window, Duration::from_secs(2 * 3600));
+        assert_eq!(cli.max_api_targets, 1_000);
+        assert!(cli.scrape_deny_cidr.is_empty());
     }
 
     #[test]
@@ -339,6 +374,30 @@ mod tests {
         assert_eq!(cli.block_window, Duration::from_secs(30));
         assert!(Cli::try_parse_from(["cinder", "--block-window", "0"]).is_err());
         assert!(Cli::try_parse_from(["cinder", "--block-window", "later"]).is_err());
+    }
+
+    #[test]
+    fn cidr_flags_repeat_and_split_on_commas() {
+        let cli = Cli::try_parse_from([
+            "cinder",
+            "--scrape-deny-cidr",
+            "127.0.0.0/8,::1",
+            "--scrape-deny-cidr=10.0.0.0/8",
+            "--scrape-allow-cidr",
+            "10.1.0.0/16",
+        ])
+        .unwrap();
+        let deny: Vec<String> = cli.scrape_deny_cidr.iter().map(|n| n.to_string()).collect();
+        assert_eq!(deny, ["127.0.0.0/8", "::1/128", "10.0.0.0/8"]);
+        assert_eq!(cli.scrape_allow_cidr.len(), 1);
+        assert!(Cli::try_parse_from(["cinder", "--scrape-deny-cidr", "nope"]).is_err());
+    }
+
+    #[test]
+    fn auth_reads_needs_a_token() {
+        assert!(Cli::try_parse_from(["cinder", "--auth-reads"]).is_err());
+        let cli = Cli::try_parse_from(["cinder", "--auth-reads", "--api-token", "t"]).unwrap();
+        assert!(cli.auth_reads);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! One HTTP GET of a profile, defensively: an overall timeout, a streamed body that stops at
-//! the size limit, a bounded number of redirects, link-local addresses refused (literal,
-//! resolved, or redirected to), and an error message precise enough to act on.
+//! the size limit, a bounded number of redirects, addresses the [`AddressPolicy`] denies
+//! refused (literal, resolved at every connection, or redirected to), no proxy unless the
+//! job configures one, and an error message precise enough to act on.
 
 use std::{
     error::Error as StdError,
@@ -18,7 +19,8 @@ use reqwest::{
     redirect,
 };
 
-use crate::config::file::HttpConfig;
+use super::policy::AddressPolicy;
+use crate::config::file::{HttpConfig, ProxyConfig};
 
 /// Redirects followed before a scrape fails.
 pub(crate) const MAX_REDIRECTS: usize = 5;
@@ -74,17 +76,6 @@ pub(crate) fn install_crypto_provider() {
     });
 }
 
-/// 169.254.0.0/16 and fe80::/10 (also as IPv4-mapped IPv6).
-pub fn is_link_local(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.is_link_local(),
-            None => v6.segments()[0] & 0xffc0 == 0xfe80,
-        },
-    }
-}
-
 /// The literal IP of a URL host, if it is one.
 fn literal_ip(url: &Url) -> Option<IpAddr> {
     match url.host()? {
@@ -94,16 +85,13 @@ fn literal_ip(url: &Url) -> Option<IpAddr> {
     }
 }
 
-fn link_local_refusal(what: &str) -> String {
-    format!(
-        "{what} is a link-local address (such as a cloud metadata service); \
-         start cinder with --allow-link-local-targets to scrape it"
-    )
-}
-
-/// Resolves names with the system resolver and drops link-local answers.
+/// Resolves names with the system resolver and drops the answers the policy denies. The
+/// proxy's own name (set by the operator in the config file) is not checked.
 #[derive(Debug)]
-struct GuardedResolver;
+struct GuardedResolver {
+    policy: Arc<AddressPolicy>,
+    proxy_host: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -112,17 +100,24 @@ struct Refused(String);
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
+        let policy = self.policy.clone();
+        let exempt = self.proxy_host.as_deref() == Some(host.as_str());
         Box::pin(async move {
             let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if exempt {
+                return Ok(Box::new(all.into_iter()) as Addrs);
+            }
             let allowed: Vec<SocketAddr> = all
                 .iter()
                 .copied()
-                .filter(|a| !is_link_local(a.ip()))
+                .filter(|a| policy.check(a.ip()).is_ok())
                 .collect();
-            if allowed.is_empty() && !all.is_empty() {
-                let err: Box<dyn StdError + Send + Sync> = Box::new(Refused(link_local_refusal(
-                    &format!("{host} resolves to {}", all[0].ip()),
-                )));
+            if allowed.is_empty()
+                && let Some(first) = all.first()
+                && let Err(denied) = policy.check(first.ip())
+            {
+                let err: Box<dyn StdError + Send + Sync> =
+                    Box::new(Refused(format!("{host} resolves to {denied}")));
                 return Err(err);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
@@ -130,10 +125,24 @@ impl Resolve for GuardedResolver {
     }
 }
 
-/// Builds the client for targets sharing `http` settings.
-pub(crate) fn client(http: &HttpConfig, allow_link_local: bool) -> Result<reqwest::Client, String> {
+/// The policy a client applies: none for Cinder's own endpoint (self-profiling is never
+/// blocked by the deny list).
+pub(crate) fn guard_for(
+    http: &HttpConfig,
+    policy: &Arc<AddressPolicy>,
+) -> Option<Arc<AddressPolicy>> {
+    (!http.self_scrape).then(|| policy.clone())
+}
+
+/// Builds the client for targets sharing `http` settings; `guard` is the address policy
+/// (`None` for Cinder's own endpoint).
+pub(crate) fn client(
+    http: &HttpConfig,
+    guard: Option<Arc<AddressPolicy>>,
+) -> Result<reqwest::Client, String> {
     install_crypto_provider();
     let follow = http.follow_redirects;
+    let redirect_guard = guard.clone();
     let policy = redirect::Policy::custom(move |attempt| {
         if !follow {
             return attempt.stop();
@@ -142,9 +151,11 @@ pub(crate) fn client(http: &HttpConfig, allow_link_local: bool) -> Result<reqwes
             let to = attempt.url().to_string();
             return attempt.error(TooManyRedirects(to));
         }
-        if !allow_link_local && literal_ip(attempt.url()).is_some_and(is_link_local) {
+        if let Some(guard) = &redirect_guard
+            && let Some(Err(denied)) = literal_ip(attempt.url()).map(|ip| guard.check(ip))
+        {
             let to = attempt.url().to_string();
-            return attempt.error(Refused(link_local_refusal(&format!("a redirect to {to}"))));
+            return attempt.error(Refused(format!("a redirect to {to}: {denied}")));
         }
         attempt.follow()
     });
@@ -155,8 +166,24 @@ pub(crate) fn client(http: &HttpConfig, allow_link_local: bool) -> Result<reqwes
         .pool_max_idle_per_host(2)
         .pool_idle_timeout(Duration::from_secs(90))
         .tls_danger_accept_invalid_certs(http.insecure_skip_verify);
-    if !allow_link_local {
-        builder = builder.dns_resolver(Arc::new(GuardedResolver));
+    let mut proxy_host = None;
+    builder = match &http.proxy {
+        ProxyConfig::None => builder.no_proxy(),
+        ProxyConfig::Environment => builder,
+        ProxyConfig::Url { url, no_proxy } => {
+            let mut proxy = reqwest::Proxy::all(url.as_str())
+                .map_err(|e| format!("proxy_url {url}: {}", chain(&e)))?;
+            if let Some(list) = no_proxy {
+                proxy = proxy.no_proxy(reqwest::NoProxy::from_string(list));
+            }
+            proxy_host = Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned));
+            builder.proxy(proxy)
+        }
+    };
+    if let Some(policy) = guard {
+        builder = builder.dns_resolver(Arc::new(GuardedResolver { policy, proxy_host }));
     }
     if let Some(path) = &http.ca_file {
         let pem = std::fs::read(path)
@@ -184,14 +211,17 @@ pub(crate) struct Request {
     pub(crate) basic_auth: Option<(String, String)>,
     pub(crate) timeout: Duration,
     pub(crate) body_limit: usize,
-    pub(crate) allow_link_local: bool,
+    /// The address policy (`None`: Cinder's own endpoint).
+    pub(crate) guard: Option<Arc<AddressPolicy>>,
+    /// A proxy may be used: the target's name is resolved and checked here first, since
+    /// the proxy, not Cinder, connects to it.
+    pub(crate) proxied: bool,
 }
 
 /// Fetches one body.
 pub(crate) async fn fetch(client: &reqwest::Client, req: &Request) -> Result<Fetched, ScrapeError> {
-    if !req.allow_link_local && literal_ip(&req.url).is_some_and(is_link_local) {
-        let host = req.url.host_str().unwrap_or_default().to_owned();
-        return Err(ScrapeError::Refused(link_local_refusal(&host)));
+    if let Some(guard) = &req.guard {
+        check_target(guard, &req.url, req.proxied).await?;
     }
     let responded = AtomicBool::new(false);
     let received = AtomicU64::new(0);
@@ -254,6 +284,28 @@ pub(crate) async fn fetch(client: &reqwest::Client, req: &Request) -> Result<Fet
     }
 }
 
+/// Refuses a literal address the policy denies; behind a proxy, also a name that resolves
+/// (here) to one. Names only the proxy can resolve are left to the proxy.
+async fn check_target(guard: &AddressPolicy, url: &Url, proxied: bool) -> Result<(), ScrapeError> {
+    if let Some(ip) = literal_ip(url) {
+        return guard
+            .check(ip)
+            .map_err(|denied| ScrapeError::Refused(denied.to_string()));
+    }
+    let Some(host) = url.host_str().filter(|_| proxied) else {
+        return Ok(());
+    };
+    let Ok(addrs) = tokio::net::lookup_host((host, 0)).await else {
+        return Ok(());
+    };
+    for addr in addrs {
+        guard
+            .check(addr.ip())
+            .map_err(|denied| ScrapeError::Refused(format!("{host} resolves to {denied}")))?;
+    }
+    Ok(())
+}
+
 /// Turns a reqwest error into the most specific [`ScrapeError`].
 fn classify(err: &reqwest::Error) -> ScrapeError {
     let mut source: Option<&(dyn StdError + 'static)> = err.source();
@@ -292,39 +344,18 @@ pub(crate) fn chain(err: &dyn StdError) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn link_local_addresses_are_recognized() {
-        for ip in [
-            "169.254.169.254",
-            "169.254.0.1",
-            "fe80::1",
-            "febf::1",
-            "::ffff:169.254.1.1",
-        ] {
-            assert!(is_link_local(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in [
-            "127.0.0.1",
-            "10.0.0.1",
-            "::1",
-            "fec0::1",
-            "8.8.8.8",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(!is_link_local(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
     #[tokio::test]
     async fn a_literal_link_local_target_is_refused_without_a_connection() {
-        let client = client(&HttpConfig::default(), false).unwrap();
+        let guard = Some(Arc::new(AddressPolicy::default()));
+        let client = client(&HttpConfig::default(), guard.clone()).unwrap();
         let req = Request {
             url: "http://169.254.169.254/latest/meta-data".parse().unwrap(),
             authorization: None,
             basic_auth: None,
             timeout: Duration::from_secs(1),
             body_limit: 1024,
-            allow_link_local: false,
+            guard,
+            proxied: false,
         };
         let err = fetch(&client, &req).await.unwrap_err();
         assert!(matches!(err, ScrapeError::Refused(_)), "{err}");
@@ -332,6 +363,40 @@ mod tests {
             err.to_string().contains("--allow-link-local-targets"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_denied_addresses_are_refused_at_connection() {
+        let deny = ["127.0.0.0/8", "::1/128"].map(|n| n.parse().unwrap());
+        let guard = Some(Arc::new(AddressPolicy::new(&deny, &[])));
+        let client = client(&HttpConfig::default(), guard.clone()).unwrap();
+        let req = Request {
+            url: "http://localhost:9/debug/pprof/profile".parse().unwrap(),
+            authorization: None,
+            basic_auth: None,
+            timeout: Duration::from_secs(5),
+            body_limit: 1024,
+            guard,
+            proxied: false,
+        };
+        let err = fetch(&client, &req).await.unwrap_err();
+        assert!(matches!(err, ScrapeError::Refused(_)), "{err}");
+        assert!(err.to_string().contains("localhost resolves to"), "{err}");
+        // Cinder's own endpoint has no guard: the same URL is merely unreachable.
+        let own = client_for_self();
+        let err = fetch(&own, &Request { guard: None, ..req })
+            .await
+            .unwrap_err();
+        assert!(!matches!(err, ScrapeError::Refused(_)), "{err}");
+    }
+
+    fn client_for_self() -> reqwest::Client {
+        let http = HttpConfig {
+            self_scrape: true,
+            ..HttpConfig::default()
+        };
+        let policy = Arc::new(AddressPolicy::new(&["127.0.0.0/8".parse().unwrap()], &[]));
+        client(&http, guard_for(&http, &policy)).unwrap()
     }
 
     #[test]

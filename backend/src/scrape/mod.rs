@@ -11,6 +11,7 @@
 pub mod delta;
 pub mod discovery;
 pub mod fetch;
+pub mod policy;
 pub mod target;
 pub mod worker;
 
@@ -28,6 +29,7 @@ use serde::Serialize;
 use shared::{duration::format_duration, labels::Labels};
 
 pub use fetch::ScrapeError;
+pub use policy::AddressPolicy;
 pub use target::{ApiTarget, FieldError, Source, TargetSpec};
 pub use worker::{Health, ScrapeStatus};
 
@@ -40,20 +42,27 @@ use crate::{
 /// How the manager treats targets.
 #[derive(Debug, Clone)]
 pub struct ManagerOptions {
-    /// Scrape link-local addresses (`--allow-link-local-targets`).
-    pub allow_link_local: bool,
+    /// Addresses scrapes may not reach (`--scrape-deny-cidr`, `--scrape-allow-cidr`,
+    /// `--allow-link-local-targets`); Cinder's own endpoint is exempt.
+    pub policy: Arc<AddressPolicy>,
     /// Cap on a profile's uncompressed size.
     pub max_uncompressed: usize,
     /// The memory budget and limits scrapes share with pushes.
     pub admission: crate::admission::Admission,
+    /// Cap on the targets created through the API (`--max-api-targets`).
+    pub max_api_targets: usize,
 }
+
+/// Default of `--max-api-targets`.
+pub const DEFAULT_MAX_API_TARGETS: usize = 1_000;
 
 impl Default for ManagerOptions {
     fn default() -> Self {
         ManagerOptions {
-            allow_link_local: false,
+            policy: Arc::default(),
             max_uncompressed: crate::ingest::DEFAULT_MAX_UNCOMPRESSED,
             admission: crate::admission::Admission::default(),
+            max_api_targets: DEFAULT_MAX_API_TARGETS,
         }
     }
 }
@@ -67,6 +76,10 @@ pub enum TargetError {
     NotFound(String),
     #[error("target {0:?} comes from the configuration file: change it there")]
     ReadOnly(String),
+    #[error(
+        "the targets API already holds {0} targets, its maximum (--max-api-targets); delete one first"
+    )]
+    TooMany(usize),
     #[error("storing the target failed: {0}")]
     Store(#[from] StoreError),
 }
@@ -319,8 +332,12 @@ impl ScrapeManager {
     /// `POST /api/v1/targets`: validates, persists and starts scraping a new target.
     pub fn create(&self, body: &serde_json::Value) -> Result<TargetView, TargetError> {
         let id = self.new_id();
-        let record = target::validate(body, id.clone(), self.inner.options.allow_link_local)?;
+        let record = target::validate(body, id.clone(), &self.inner.options.policy)?;
         let mut state = self.lock();
+        let cap = self.inner.options.max_api_targets;
+        if state.api.len() >= cap {
+            return Err(TargetError::TooMany(cap));
+        }
         check_unique(&state, &record, None)?;
         self.persist(&record)?;
         state.api.insert(id.clone(), record);
@@ -339,7 +356,7 @@ impl ScrapeManager {
                 TargetError::NotFound(id.to_owned())
             });
         }
-        let record = target::validate(body, id.to_owned(), self.inner.options.allow_link_local)?;
+        let record = target::validate(body, id.to_owned(), &self.inner.options.policy)?;
         check_unique(&state, &record, Some(id))?;
         self.persist(&record)?;
         state.api.insert(id.to_owned(), record);
@@ -384,6 +401,11 @@ impl ScrapeManager {
         format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
     }
 
+    /// The address policy of targets with these settings (none for Cinder's own endpoint).
+    fn guard(&self, http: &HttpConfig) -> Option<Arc<AddressPolicy>> {
+        fetch::guard_for(http, &self.inner.options.policy)
+    }
+
     /// Computes the wanted targets and makes the running loops match, keeping unchanged ones.
     fn reconcile(&self, state: &mut State) {
         let mut wanted: BTreeMap<String, TargetSpec> = BTreeMap::new();
@@ -421,14 +443,15 @@ impl ScrapeManager {
                     kept += 1;
                     continue;
                 }
-                let client = clients
-                    .entry(spec.http.clone())
-                    .or_insert_with(|| {
-                        state.clients.get(&spec.http).cloned().unwrap_or_else(|| {
-                            fetch::client(&spec.http, self.inner.options.allow_link_local)
+                let client =
+                    clients
+                        .entry(spec.http.clone())
+                        .or_insert_with(|| {
+                            state.clients.get(&spec.http).cloned().unwrap_or_else(|| {
+                                fetch::client(&spec.http, self.guard(&spec.http))
+                            })
                         })
-                    })
-                    .clone();
+                        .clone();
                 let status = Arc::new(Mutex::new(ScrapeStatus::default()));
                 let url = spec
                     .profile_url(profile)
@@ -442,7 +465,7 @@ impl ScrapeManager {
                     admission: self.inner.options.admission.clone(),
                     status: status.clone(),
                     max_uncompressed: self.inner.options.max_uncompressed,
-                    allow_link_local: self.inner.options.allow_link_local,
+                    guard: self.guard(&spec.http),
                 };
                 let task = self.inner.runtime.spawn(worker::run(ctx));
                 loops.insert(

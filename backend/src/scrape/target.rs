@@ -18,7 +18,7 @@ use shared::{
 };
 use xxhash_rust::xxh3::Xxh3;
 
-use super::fetch::is_link_local;
+use super::policy::AddressPolicy;
 use crate::config::{
     ScrapeConfig,
     file::{
@@ -309,7 +309,7 @@ const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 /// Checks a `POST`/`PUT /api/v1/targets` body: `{job, address, scheme, interval, timeout,
 /// profiles, labels}`. Fields the API itself reports (`id`, `health`, …) are ignored, so a
 /// target read from `GET` can be sent back.
-pub fn validate(body: &Value, id: String, allow_link_local: bool) -> Result<ApiTarget, FieldError> {
+pub fn validate(body: &Value, id: String, policy: &AddressPolicy) -> Result<ApiTarget, FieldError> {
     let Some(obj) = body.as_object() else {
         return Err(field_error(
             "",
@@ -346,19 +346,18 @@ pub fn validate(body: &Value, id: String, allow_link_local: bool) -> Result<ApiT
     }
     let address = string("address", true)?.unwrap_or_default();
     check_address(&address).map_err(|e| field_error("address", "invalid address", e))?;
-    if !allow_link_local {
-        let host = address.rsplit_once(':').map_or("", |(h, _)| h);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.parse().is_ok_and(is_link_local) {
-            return Err(field_error(
-                "address",
-                "address not allowed",
-                format!(
-                    "{host} is a link-local address (such as a cloud metadata service); \
-                     start cinder with --allow-link-local-targets to scrape it"
-                ),
-            ));
-        }
+    let host = address.rsplit_once(':').map_or("", |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Some(Err(denied)) = host
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| policy.check(ip))
+    {
+        return Err(field_error(
+            "address",
+            "address not allowed",
+            denied.to_string(),
+        ));
     }
     let scheme = match string("scheme", false)? {
         None => Scheme::Http,
@@ -617,7 +616,7 @@ scrape_configs:
             &json!({"job": "web", "address": "127.0.0.1:6060", "interval": "2s",
                     "profiles": ["process_cpu", "memory"], "labels": {"team": "a", "job": "web"}}),
             "id1".into(),
-            false,
+            &AddressPolicy::default(),
         )
         .unwrap();
         assert_eq!(ok.interval_ms, 2000);
@@ -639,6 +638,22 @@ scrape_configs:
                 "address",
             ),
             (json!({"job": "j", "address": "[fe80::1]:80"}), "address"),
+            (
+                json!({"job": "j", "address": "[fd00:ec2::254]:80"}),
+                "address",
+            ),
+            (
+                json!({"job": "j", "address": "[::ffff:169.254.169.254]:80"}),
+                "address",
+            ),
+            (
+                json!({"job": "j", "address": "[64:ff9b::a9fe:a9fe]:80"}),
+                "address",
+            ),
+            (
+                json!({"job": "j", "address": "100.100.100.200:80"}),
+                "address",
+            ),
             (
                 json!({"job": "j", "address": "a:1", "scheme": "ftp"}),
                 "scheme",
@@ -678,7 +693,7 @@ scrape_configs:
             (json!({"job": 3, "address": "a:1"}), "job"),
         ];
         for (body, field) in cases {
-            let err = validate(&body, "id".into(), false).unwrap_err();
+            let err = validate(&body, "id".into(), &AddressPolicy::default()).unwrap_err();
             assert_eq!(err.field, field, "{body}: {err:?}");
             assert!(!err.detail.is_empty());
         }
@@ -686,7 +701,7 @@ scrape_configs:
             validate(
                 &json!({"job": "j", "address": "169.254.169.254:80"}),
                 "id".into(),
-                true
+                &AddressPolicy::from_flags(&[], &[], true)
             )
             .is_ok(),
             "allowed with --allow-link-local-targets"

@@ -74,7 +74,8 @@ pub(crate) struct LoopContext {
     pub(crate) admission: Admission,
     pub(crate) status: Arc<Mutex<ScrapeStatus>>,
     pub(crate) max_uncompressed: usize,
-    pub(crate) allow_link_local: bool,
+    /// The address policy (`None` for Cinder's own endpoint).
+    pub(crate) guard: Option<Arc<crate::scrape::AddressPolicy>>,
 }
 
 /// The request, auth and labels of a loop, or why there cannot be one.
@@ -98,7 +99,8 @@ fn prepare(ctx: &LoopContext) -> Result<(fetch::Request, Labels), String> {
         basic_auth,
         timeout: ctx.spec.timeout,
         body_limit: ctx.spec.body_size_limit,
-        allow_link_local: ctx.allow_link_local,
+        guard: ctx.guard.clone(),
+        proxied: ctx.spec.http.proxy != crate::config::file::ProxyConfig::None,
     };
     Ok((request, labels))
 }

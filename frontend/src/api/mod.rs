@@ -1,6 +1,7 @@
 //! Every request the UI makes: the JSON and Arrow endpoints of `/api/v1`, through
-//! `fetch`, with the server's `{error, detail, field}` answers turned into [`ApiError`]
-//! and requests aborted when a newer one replaces them or the page is left.
+//! `fetch` (with the signed-in token, see [`crate::auth`]), with the server's
+//! `{error, detail, field}` answers turned into [`ApiError`] and requests aborted when a
+//! newer one replaces them or the page is left.
 
 use std::{cell::RefCell, rc::Rc};
 
@@ -89,12 +90,15 @@ async fn send(
     let window = web_sys::window().expect("a window");
     let init = RequestInit::new();
     init.set_method(method);
+    let headers = js_sys::Object::new();
     if let Some(body) = body {
         init.set_body(&JsValue::from_str(&body));
-        let headers = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&headers, &"content-type".into(), &"application/json".into());
-        init.set_headers(&headers);
     }
+    if let Some(auth) = crate::auth::authorization() {
+        let _ = js_sys::Reflect::set(&headers, &"authorization".into(), &auth.into());
+    }
+    init.set_headers(&headers);
     if let Some(signal) = aborter.and_then(Aborter::next) {
         init.set_signal(Some(&signal));
     }
