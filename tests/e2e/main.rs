@@ -15,6 +15,7 @@ mod ingest;
 mod push;
 mod query;
 mod scrape;
+mod ui_analysis;
 mod ui_http;
 mod ui_pages;
 mod ui_perf;

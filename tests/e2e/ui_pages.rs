@@ -34,7 +34,7 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Posts a real profile from `../shared/testdata/pprof` with these labels.
-fn ingest_file(server: &Cinder, file: &str, labels: &str) -> bool {
+pub(crate) fn ingest_file(server: &Cinder, file: &str, labels: &str) -> bool {
     let Some(dir) = prerequisite("../shared/testdata/pprof", shared_pprof_dir()) else {
         return false;
     };
@@ -144,7 +144,7 @@ pub(crate) async fn keep_screenshot(browser: &Browser, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
-async fn text_of(browser: &Browser, testid: &str) -> String {
+pub(crate) async fn text_of(browser: &Browser, testid: &str) -> String {
     browser.wait_for(testid).await.text().await.unwrap()
 }
 
@@ -626,7 +626,7 @@ fn start_go_target() -> Option<GoTarget> {
     Some(GoTarget(child, addr))
 }
 
-async fn fill(browser: &Browser, testid: &str, text: &str) {
+pub(crate) async fn fill(browser: &Browser, testid: &str, text: &str) {
     let input = browser.wait_for(testid).await;
     input.clear().await.unwrap();
     input.send_keys(text).await.unwrap();
