@@ -1,5 +1,6 @@
 //! Types and algorithms that both sides of Cinder use: the query language (profile
-//! types and label selectors), durations, and flame-graph tree building and layout.
+//! types and label selectors), durations, flame-graph tree building and layout, and the
+//! JSON bodies both sides exchange ([`wire`]).
 //!
 //! This crate is pure: no I/O, no async runtime, no UI framework. It builds for the
 //! native target and for `wasm32-unknown-unknown`.
@@ -14,3 +15,4 @@ pub mod labels;
 pub mod query;
 pub mod units;
 pub mod view;
+pub mod wire;

@@ -286,10 +286,23 @@ impl FromStr for Selector {
     }
 }
 
+/// Splits a query as its parser reads it: the profile type's text (up to the first `{`
+/// or `}`, trimmed) and the selector's text (the rest). Neither part needs to be valid, so
+/// the UI can split what is being typed.
+pub fn split_query(s: &str) -> (&str, &str) {
+    let end = profile_type_end(s);
+    (s[..end].trim(), &s[end..])
+}
+
+/// Where the profile type at the start of `s` ends.
+fn profile_type_end(s: &str) -> usize {
+    s.find(['{', '}']).unwrap_or(s.len())
+}
+
 /// Parses the profile type at the start of `s` (up to the first `{`, `}` or the end),
 /// returning it and where it ends. `after` describes what may follow a complete type.
 fn parse_profile_type(s: &str, after: &str) -> Result<(ProfileType, usize), ParseError> {
-    let end = s.find(['{', '}']).unwrap_or(s.len());
+    let end = profile_type_end(s);
     let mut parts = Vec::with_capacity(6);
     let mut start = 0;
     for part in s[..end].split(':') {
@@ -594,6 +607,17 @@ impl Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_query_cuts_where_the_parser_does() {
+        let q = r#" process_cpu:samples:count:cpu:nanoseconds:delta {job="a"}"#;
+        let (id, selector) = split_query(q);
+        assert_eq!(id, "process_cpu:samples:count:cpu:nanoseconds:delta");
+        assert_eq!(selector, r#"{job="a"}"#);
+        assert!(id.parse::<ProfileType>().is_ok());
+        assert_eq!(split_query("memory:x"), ("memory:x", ""));
+        assert_eq!(split_query("{job="), ("", "{job="));
+    }
     use crate::labels::Labels;
     use proptest::prelude::*;
 

@@ -4,7 +4,8 @@
 //! Parca's names are used where Parca has one (`expression_a`, `from_a`, `to_a`,
 //! `time_selection_a`, `merge_from_a`, `merge_to_a`, `selection_a`, and `_b` for the
 //! comparison side); the rest are Cinder's own: `sum_by`, `group_by`, `keep`, `drop`,
-//! `hide`, `search`, `zoom`, `orientation`, `invert`, `diff` and `sort`. Lists are
+//! `hide`, `search`, `zoom`, `orientation`, `invert`, `diff`, `sort`, `sandwich`,
+//! `series` and `max_nodes`. Lists are
 //! repeated parameters (`keep=a&keep=b`), so any text round-trips. Defaults are left out.
 
 use std::time::Duration;
@@ -159,6 +160,15 @@ pub struct ViewState {
     pub diff: DiffScale,
     /// The top table's order.
     pub sort: Sort,
+    /// The function whose sandwich view (callers above, callees below) is shown; empty
+    /// for none.
+    pub sandwich: String,
+    /// The metrics-graph series isolated by a legend click, as their labels' text
+    /// (`{job="api", instance="a"}`); empty shows every series.
+    pub series: Vec<String>,
+    /// The flame graph's node budget asked of the server (`max_nodes` of `report=stacks`);
+    /// `None` leaves the UI's default.
+    pub max_nodes: Option<u64>,
 }
 
 impl ViewState {
@@ -198,6 +208,9 @@ impl ViewState {
                 "invert" => view.invert = value == "true" || value == "1",
                 "diff" if value == "absolute" => view.diff = DiffScale::Absolute,
                 "sort" => view.sort = parse_sort(&value).unwrap_or_default(),
+                "sandwich" => view.sandwich = value,
+                "series" => push_nonempty(&mut view.series, value),
+                "max_nodes" => view.max_nodes = value.parse().ok().filter(|&n| n > 0),
                 _ => {}
             }
         }
@@ -238,6 +251,13 @@ impl ViewState {
         }
         if self.sort != Sort::default() {
             out.push("sort", &sort_text(self.sort));
+        }
+        if !self.sandwich.is_empty() {
+            out.push("sandwich", &self.sandwich);
+        }
+        self.series.iter().for_each(|v| out.push("series", v));
+        if let Some(n) = self.max_nodes {
+            out.push("max_nodes", &n.to_string());
         }
         out.0
     }
@@ -419,7 +439,8 @@ mod tests {
         let q = "?expression_a=process_cpu%3Asamples%3Acount%3Acpu%3Ananoseconds%3Adelta%7Bjob%3D%22api%22%7D\
                  &from_a=1000&to_a=5000&merge_from_a=2000&merge_to_a=3000&selection_a=2500\
                  &time_selection_b=relative:15m&keep=main&keep=a%2Cb&search=lock+x&zoom=main.main\
-                 &zoom=main.work&orientation=flame&invert=true&diff=absolute&sort=cum&unknown=1";
+                 &zoom=main.work&orientation=flame&invert=true&diff=absolute&sort=cum&sandwich=main.work&series=%7Bjob%3D%22a%22%7D\
+                 &max_nodes=5000&unknown=1";
         let view = ViewState::from_query(q);
         assert_eq!(
             view.a.expression,
@@ -448,13 +469,16 @@ mod tests {
                 descending: false
             }
         );
+        assert_eq!(view.sandwich, "main.work");
+        assert_eq!(view.series, [r#"{job="a"}"#]);
+        assert_eq!(view.max_nodes, Some(5000));
         assert_eq!(ViewState::from_query(&view.to_query()), view);
     }
 
     #[test]
     fn bad_values_fall_back_to_defaults() {
         let view = ViewState::from_query(
-            "from_a=x&to_a=5&time_selection_b=relative:0s&selection_a=nope&sort=size&orientation=up&%zz=1",
+            "from_a=x&to_a=5&time_selection_b=relative:0s&selection_a=nope&sort=size&orientation=up&%zz=1&max_nodes=0&max_nodes=x",
         );
         assert_eq!(view, ViewState::default());
         // Only one absolute bound is no range.
@@ -527,6 +551,11 @@ mod tests {
             (nonempty_list(), nonempty_list(), nonempty_list(), text()),
             (nonempty_list(), any::<bool>(), any::<bool>(), any::<bool>()),
             (0u8..3, any::<bool>()),
+            (
+                text(),
+                nonempty_list(),
+                proptest::option::of(1u64..u64::MAX),
+            ),
         )
             .prop_map(
                 |(
@@ -534,6 +563,7 @@ mod tests {
                     (keep, drop, hide, search),
                     (zoom, flame, invert, abs),
                     (col, descending),
+                    (sandwich, series, max_nodes),
                 )| {
                     ViewState {
                         a,
@@ -561,6 +591,9 @@ mod tests {
                                 [usize::from(col)],
                             descending,
                         },
+                        sandwich,
+                        series,
+                        max_nodes,
                     }
                 },
             )

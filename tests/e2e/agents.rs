@@ -22,7 +22,7 @@ use proto::{
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{Cinder, Http, Resp, enc, prerequisite, shared_pprof_dir},
+    harness::{Cinder, Http, Resp, corpus, enc, prerequisite},
     ingest::{ALL_TIME, assert_top_matches, cpu_profile, top},
 };
 
@@ -364,7 +364,7 @@ fn pyroscope_connect_push_protobuf_json_gzip_and_server_side_deltas() {
 /// the invalid ones are refused and store nothing.
 #[test]
 fn real_profiles_through_the_connect_push_keep_their_totals() {
-    let Some(dir) = prerequisite("../shared/testdata/pprof", shared_pprof_dir()) else {
+    let Some(dir) = corpus() else {
         return;
     };
     let expected: std::collections::BTreeMap<String, Value> =
@@ -1126,7 +1126,7 @@ fn pprof_to_otlp(pprof: &Profile, file_label: &str) -> ExportProfilesServiceRequ
 /// type's total and top functions read back as `go tool pprof` gives them.
 #[test]
 fn real_profiles_through_otlp_keep_their_totals() {
-    let Some(dir) = prerequisite("../shared/testdata/pprof", shared_pprof_dir()) else {
+    let Some(dir) = corpus() else {
         return;
     };
     let expected: std::collections::BTreeMap<String, Value> =

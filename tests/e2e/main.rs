@@ -26,6 +26,7 @@ mod rates;
 mod scrape;
 mod store;
 mod ui_auth;
+mod ui_analysis;
 mod ui_http;
 mod ui_pages;
 mod ui_perf;

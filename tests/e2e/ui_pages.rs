@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::{
     browser::Browser,
     fixtures,
-    harness::{Cinder, Http, enc, go_target_script, prerequisite, ui_dir},
+    harness::{Cinder, Http, corpus, enc, go_target_script, prerequisite, ui_dir},
 };
 
 /// Everything a UI test needs, or `None` (after a skip notice).
@@ -40,6 +40,16 @@ fn ingest_fixture(server: &Cinder, body: Vec<u8>, labels: &str) {
     let url = format!("{}/api/v1/ingest?{labels}", server.url());
     let resp = blocking(|| Http::new().post(&url, body));
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+}
+
+/// Posts a real profile from `../shared/testdata/pprof` with these labels.
+pub(crate) fn ingest_file(server: &Cinder, file: &str, labels: &str) -> bool {
+    let Some(dir) = corpus() else {
+        return false;
+    };
+    let body = std::fs::read(dir.join(file)).expect("read profile");
+    ingest_fixture(server, body, labels);
+    true
 }
 
 /// The id of the stored profile type with this sample type and unit.
@@ -141,7 +151,7 @@ pub(crate) async fn keep_screenshot(browser: &Browser, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
-async fn text_of(browser: &Browser, testid: &str) -> String {
+pub(crate) async fn text_of(browser: &Browser, testid: &str) -> String {
     browser.wait_for(testid).await.text().await.unwrap()
 }
 
@@ -602,7 +612,7 @@ fn start_go_target() -> Option<GoTarget> {
     Some(GoTarget(child, addr))
 }
 
-async fn fill(browser: &Browser, testid: &str, text: &str) {
+pub(crate) async fn fill(browser: &Browser, testid: &str, text: &str) {
     let input = browser.wait_for(testid).await;
     input.clear().await.unwrap();
     input.send_keys(text).await.unwrap();

@@ -30,7 +30,6 @@ pub use query::{
     FlameNode, FlamegraphReport, RangePoint, RangeResponse, RangeSeries, StacksReport, TopReport,
     TopReportRow,
 };
-use serde::Serialize;
 
 use crate::{
     admission::{Admission, Refused},
@@ -295,17 +294,7 @@ impl ApiError {
     }
 }
 
-/// The JSON body of every error answer.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// A short, stable description of the kind of failure.
-    pub error: String,
-    /// What exactly was wrong.
-    pub detail: String,
-    /// The request parameter or form field at fault, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
+pub use shared::wire::ErrorBody;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

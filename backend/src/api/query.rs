@@ -236,29 +236,7 @@ fn group_labels_param(p: &Params, field: &str) -> Result<Vec<String>, ApiError> 
     Ok(names)
 }
 
-/// The answer of `query_range`.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RangeResponse {
-    pub series: Vec<RangeSeries>,
-}
-
-/// One line of the metrics graph.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RangeSeries {
-    #[schema(value_type = std::collections::BTreeMap<String, String>)]
-    pub labels: Labels,
-    pub points: Vec<RangePoint>,
-}
-
-/// A point: `t` in unix ms. For snapshot types `t` is exactly a profile's timestamp.
-#[derive(Debug, Serialize, Clone, Copy, utoipa::ToSchema)]
-pub struct RangePoint {
-    pub t: i64,
-    pub value: i64,
-    /// For delta types: value per second of profiled time (for `samples:count` types the
-    /// samples are first scaled by the period, so CPU reads as cores). Null for snapshots.
-    pub value_per_second: Option<f64>,
-}
+pub use shared::wire::{RangePoint, RangeResponse, RangeSeries};
 
 /// `GET /api/v1/query_range?query&start&end&step&sum_by=a,b`.
 #[utoipa::path(get, path = "/query_range", tag = "query",

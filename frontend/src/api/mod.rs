@@ -5,8 +5,7 @@
 
 use std::{cell::RefCell, rc::Rc};
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use shared::labels::Labels;
+use serde::{Serialize, de::DeserializeOwned};
 use wasm_bindgen::{JsCast as _, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortController, RequestInit, Response};
@@ -14,9 +13,9 @@ use web_sys::{AbortController, RequestInit, Response};
 mod targets;
 pub(crate) use targets::{Job, Target, TargetForm, delete_target, save_target, targets};
 
-/// A failed request: the server's error, or why there was no answer.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
+/// A failed request: the server's error (its [`ErrorBody`](shared::wire::ErrorBody)), or
+/// why there was no answer.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct ApiError {
     /// A short, lower-case message.
     pub(crate) error: String,
@@ -25,8 +24,18 @@ pub(crate) struct ApiError {
     /// The parameter or form field at fault, if the server named one.
     pub(crate) field: Option<String>,
     /// The HTTP status; 0 when the request did not complete.
-    #[serde(skip)]
     pub(crate) status: u16,
+}
+
+impl From<shared::wire::ErrorBody> for ApiError {
+    fn from(body: shared::wire::ErrorBody) -> Self {
+        ApiError {
+            error: body.error,
+            detail: body.detail,
+            field: body.field,
+            status: 0,
+        }
+    }
 }
 
 impl ApiError {
@@ -112,11 +121,14 @@ async fn send(
     }
     let status = resp.status();
     let text = text_of(&resp).await.unwrap_or_default();
-    let mut err: ApiError = serde_json::from_str(&text).unwrap_or_else(|_| ApiError {
-        error: format!("HTTP {status}"),
-        detail: text,
-        ..ApiError::default()
-    });
+    let mut err = match serde_json::from_str::<shared::wire::ErrorBody>(&text) {
+        Ok(body) => ApiError::from(body),
+        Err(_) => ApiError {
+            error: format!("HTTP {status}"),
+            detail: text,
+            ..ApiError::default()
+        },
+    };
     err.status = status;
     Err(err)
 }
@@ -206,30 +218,7 @@ pub(crate) async fn label_words(
     get_json(&url(&path, &params), None).await
 }
 
-/// A point of the metrics graph.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub(crate) struct Point {
-    /// Unix ms.
-    pub(crate) t: i64,
-    /// The summed value.
-    pub(crate) value: i64,
-    /// Per second of profiled time, for delta types.
-    pub(crate) value_per_second: Option<f64>,
-}
-
-/// One line of the metrics graph.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub(crate) struct Series {
-    /// Its labels (only the `sum_by` ones when summing).
-    pub(crate) labels: Labels,
-    /// Its points, by time.
-    pub(crate) points: Vec<Point>,
-}
-
-#[derive(Deserialize)]
-struct RangeResponse {
-    series: Vec<Series>,
-}
+pub(crate) use shared::wire::{RangePoint as Point, RangeSeries as Series};
 
 /// `query_range` over `start..end`.
 pub(crate) async fn query_range(
@@ -246,6 +235,7 @@ pub(crate) async fn query_range(
         ("step", format!("{}ms", shared::chart::step_for(start, end))),
         ("sum_by", sum_by.join(",")),
     ];
-    let resp: RangeResponse = get_json(&url("/api/v1/query_range", &params), Some(aborter)).await?;
+    let resp: shared::wire::RangeResponse =
+        get_json(&url("/api/v1/query_range", &params), Some(aborter)).await?;
     Ok(resp.series)
 }

@@ -1,17 +1,22 @@
 //! The metrics graph of one side (SVG): a line per series of `query_range`, hover shows
-//! the values at the pointer, a click selects that single profile (for delta types, the
-//! bucket of profiles the point sums), a drag selects a range to merge. Selections go to
-//! the URL.
+//! each series' name and value at the pointer, a click selects that single profile (for
+//! delta types, the bucket of profiles the point sums), a drag selects a range to merge.
+//! The legend names series by the labels that differ between them; a click on an entry
+//! isolates that series (`series=` in the URL), beyond 20 series the biggest 20 are drawn
+//! and the rest counted as "+M more". With no points it says so instead of drawing axes.
+//! Selections go to the URL.
 
 use leptos::prelude::*;
 use shared::{
-    chart::{Scale, nearest, step_for, ticks},
+    chart::{Scale, legend_names, nearest, shown_series, step_for, tick_label, ticks},
+    labels::Labels,
     units::format_value,
 };
 
 use crate::{
     api::Series,
     components::query_bar::Which,
+    pages::common::Status,
     url_state::{History, UrlView},
 };
 
@@ -20,9 +25,14 @@ const H: f64 = 160.0;
 const LEFT: f64 = 78.0;
 const BOTTOM: f64 = 20.0;
 const TOP: f64 = 8.0;
-const COLORS: [&str; 6] = [
-    "#d9480f", "#1c7ed6", "#2b8a3e", "#ae3ec9", "#f08c00", "#0c8599",
+const COLORS: [&str; 10] = [
+    "#d9480f", "#1c7ed6", "#2b8a3e", "#ae3ec9", "#f08c00", "#0c8599", "#e64980", "#5c940d",
+    "#4263eb", "#868e96",
 ];
+
+fn color(i: usize) -> &'static str {
+    COLORS[i % COLORS.len()]
+}
 
 /// The y value plotted: per second for delta types, the value for snapshots.
 fn plotted(p: &crate::api::Point) -> f64 {
@@ -39,16 +49,21 @@ pub(crate) fn MetricsGraph(
     rate_unit: Signal<String>,
     url: UrlView,
     which: Which,
+    status: RwSignal<Status>,
 ) -> impl IntoView {
     let svg_ref = NodeRef::<leptos::svg::Svg>::new();
     let hover_t = RwSignal::new(None::<i64>);
     let drag = RwSignal::new(None::<(f64, f64)>);
+    let legend = Legend::new(series, url);
+    let drawn = legend.drawn;
     let scales = Memo::new(move |_| {
         let (from, to) = range.get();
         let max = series.with(|s| {
-            s.iter()
-                .flat_map(|s| s.points.iter().map(plotted))
-                .fold(0.0f64, f64::max)
+            drawn.with(|d| {
+                d.iter()
+                    .flat_map(|&i| s[i].points.iter().map(plotted))
+                    .fold(0.0f64, f64::max)
+            })
         });
         (
             Scale::new((from as f64, to as f64), (LEFT, W)),
@@ -66,9 +81,11 @@ pub(crate) fn MetricsGraph(
     };
     let times = move || {
         let mut times: Vec<i64> = series.with(|s| {
-            s.iter()
-                .flat_map(|s| s.points.iter().map(|p| p.t))
-                .collect()
+            drawn.with(|d| {
+                d.iter()
+                    .flat_map(|&i| s[i].points.iter().map(|p| p.t))
+                    .collect()
+            })
         });
         times.sort_unstable();
         times.dedup();
@@ -136,17 +153,20 @@ pub(crate) fn MetricsGraph(
 
     let lines = move || {
         let (x, y) = scales.get();
-        series.get().into_iter().enumerate().map(|(i, s)| {
+        let names = legend.names.get();
+        let all = series.get();
+        drawn.get().into_iter().map(|i| {
+            let s = &all[i];
             let d: String = s.points.iter().enumerate().map(|(j, p)| {
                 format!("{}{:.1},{:.1}", if j == 0 { "M" } else { " L" }, x.map(p.t as f64), y.map(plotted(p)))
             }).collect();
             let dots = (s.points.len() <= 120).then(|| s.points.iter().map(|p| view! {
                 <circle cx=format!("{:.1}", x.map(p.t as f64)) cy=format!("{:.1}", y.map(plotted(p))) r="2.5"
-                    fill=COLORS[i % COLORS.len()]/>
+                    fill=color(i)/>
             }).collect_view());
             view! {
-                <path d=d fill="none" stroke=COLORS[i % COLORS.len()] stroke-width="1.5"
-                    vector-effect="non-scaling-stroke"/>
+                <path d=d fill="none" stroke=color(i) stroke-width="1.5" data-testid="metrics-line"
+                    data-series=names[i].clone() vector-effect="non-scaling-stroke"/>
                 {dots}
             }
         }).collect_view()
@@ -163,7 +183,7 @@ pub(crate) fn MetricsGraph(
         let (x0, x1) = x.domain;
         let y_ticks = ticks(y0, y1, 4).into_iter().map(|v| view! {
             <line x1=LEFT x2=W y1=y.map(v) y2=y.map(v) class="grid"/>
-            <text x=LEFT - 4.0 y=y.map(v) + 4.0 text-anchor="end" class="tick">{y_label(v, &unit, per_second)}</text>
+            <text x=LEFT - 4.0 y=y.map(v) + 4.0 text-anchor="end" class="tick">{tick_label(v, &unit, per_second)}</text>
         }).collect_view();
         let x_ticks = ticks(x0, x1, 6).into_iter().map(|t| view! {
             <text x=x.map(t) y=H - 4.0 text-anchor="middle" class="tick">{clock(t as i64, x1 - x0)}</text>
@@ -188,20 +208,22 @@ pub(crate) fn MetricsGraph(
     let readout = move || {
         let t = hover_t.get()?;
         let (unit, rate_unit) = (unit.get(), rate_unit.get());
+        let names = legend.names.get();
         let rows = series.with(|s| {
-            s.iter()
-                .enumerate()
-                .filter_map(|(i, s)| {
-                    let p = s.points.iter().find(|p| p.t == t)?;
+            drawn
+                .get()
+                .into_iter()
+                .filter_map(|i| {
+                    let p = s[i].points.iter().find(|p| p.t == t)?;
                     let value = match p.value_per_second {
                         Some(ps) => format!(
                             "{} ({})",
                             format_value(p.value, &unit),
-                            y_label(ps, &rate_unit, true)
+                            tick_label(ps, &rate_unit, true)
                         ),
                         None => format_value(p.value, &unit),
                     };
-                    Some((i, s.labels.to_string(), value))
+                    Some((i, names[i].clone(), value))
                 })
                 .collect::<Vec<_>>()
         });
@@ -209,8 +231,8 @@ pub(crate) fn MetricsGraph(
             <div class="metrics-readout" data-testid="metrics-readout">
                 <strong>{clock(t, 0.0)}</strong>
                 {rows.into_iter().map(|(i, labels, value)| view! {
-                    <div><span class="swatch" style=format!("background:{}", COLORS[i % COLORS.len()])></span>
-                    {labels}" "{value}</div>
+                    <div><span class="swatch" style=format!("background:{}", color(i))></span>
+                    {labels}": "{value}</div>
                 }).collect_view()}
             </div>
         })
@@ -220,8 +242,21 @@ pub(crate) fn MetricsGraph(
         hover_t.get().map(|t| view! { <line x1=x.map(t as f64) x2=x.map(t as f64) y1=TOP y2=H - BOTTOM class="hover-line"/> })
     };
 
+    let empty = Memo::new(move |_| series.with(|s| s.iter().all(|s| s.points.is_empty())));
+    let empty_text = move || match status.get() {
+        Status::Loading | Status::Idle => "Loading the metrics…",
+        Status::Failed(_) => "No metrics: the request failed.",
+        Status::Ready | Status::Empty => {
+            "No data in this range: no profile of this selection was stored between these times."
+        }
+    };
+
     view! {
         <div class="metrics">
+            <Show when=move || empty.get()>
+                <p class="metrics-empty" data-testid="metrics-empty" role="status">{empty_text}</p>
+            </Show>
+            <Show when=move || !empty.get()>
             <svg node_ref=svg_ref class="metrics-graph" data-testid="metrics-graph"
                 viewBox=format!("0 0 {W} {H}") preserveAspectRatio="none" role="img"
                 aria-label="Profile values over time: click a point to select one profile, drag to merge a range"
@@ -232,29 +267,103 @@ pub(crate) fn MetricsGraph(
                 {lines}
                 {hover_line}
             </svg>
+            </Show>
             {readout}
+            <LegendList legend url/>
         </div>
     }
 }
 
-/// A y-axis label: CPU time per second reads as cores, other rates get `/s`.
-fn y_label(v: f64, unit: &str, per_second: bool) -> String {
-    match (per_second, unit) {
-        (true, "nanoseconds") => format!("{} cores", short(v / 1e9)),
-        (true, _) => format!("{}/s", format_value(v as i64, unit)),
-        (false, _) => format_value(v as i64, unit),
+/// The legend's state: a name per series, what is isolated, drawn and listed.
+#[derive(Clone, Copy)]
+struct Legend {
+    /// Per series: the labels that differ between series.
+    names: Memo<Vec<String>>,
+    /// Per series: its full labels' text, what `series=` in the URL holds.
+    keys: Memo<Vec<String>>,
+    /// The series drawn.
+    drawn: Memo<Vec<usize>>,
+    /// The series listed, and how many are left out ("+M more").
+    listed: Memo<(Vec<usize>, usize)>,
+}
+
+impl Legend {
+    fn new(series: Signal<Vec<Series>>, url: UrlView) -> Legend {
+        let names = Memo::new(move |_| {
+            series.with(|s| legend_names(&s.iter().map(|s| &s.labels).collect::<Vec<&Labels>>()))
+        });
+        let keys = Memo::new(move |_| {
+            series.with(|s| s.iter().map(|s| s.labels.to_string()).collect::<Vec<_>>())
+        });
+        let totals = Memo::new(move |_| {
+            series.with(|s| {
+                s.iter()
+                    .map(|s| s.points.iter().map(plotted).sum::<f64>())
+                    .collect::<Vec<_>>()
+            })
+        });
+        let isolated = Memo::new(move |_| {
+            url.view
+                .with(|v| keys.with(|k| k.iter().map(|k| v.series.contains(k)).collect::<Vec<_>>()))
+        });
+        let drawn = Memo::new(move |_| totals.with(|t| isolated.with(|i| shown_series(t, i).0)));
+        let listed = Memo::new(move |_| {
+            let (mut list, _) = totals.with(|t| shown_series(t, &[]));
+            drawn.with(|d| list.extend(d));
+            list.sort_unstable();
+            list.dedup();
+            let more = totals.with(Vec::len) - list.len();
+            (list, more)
+        });
+        Legend {
+            names,
+            keys,
+            drawn,
+            listed,
+        }
     }
 }
 
-/// A compact number: 1.2k, 3.4M, 0.25.
-fn short(v: f64) -> String {
-    let a = v.abs();
-    match a {
-        _ if a >= 1e9 => format!("{:.1}G", v / 1e9),
-        _ if a >= 1e6 => format!("{:.1}M", v / 1e6),
-        _ if a >= 1e3 => format!("{:.1}k", v / 1e3),
-        _ if a >= 10.0 || a == 0.0 => format!("{v:.0}"),
-        _ => format!("{v:.2}"),
+/// The legend entries: a click isolates a series, a click on the isolated one shows all.
+#[component]
+fn LegendList(legend: Legend, url: UrlView) -> impl IntoView {
+    move || {
+        let (list, more) = legend.listed.get();
+        if list.is_empty() {
+            return None;
+        }
+        let (names, keys) = (legend.names.get(), legend.keys.get());
+        let isolated = url.view.with(|v| v.series.clone());
+        let entries = list.into_iter().map(|i| {
+            let key = keys[i].clone();
+            let pressed = isolated.contains(&key);
+            let click_key = key.clone();
+            view! {
+                <li>
+                    <button type="button" class="legend-entry" data-testid="legend-entry"
+                        data-series=key.clone() title=key aria-pressed=pressed.to_string()
+                        on:click=move |_| {
+                            let key = click_key.clone();
+                            url.update(History::Push, |v| {
+                                v.series = if v.series == [key.clone()] { Vec::new() } else { vec![key] };
+                            });
+                        }>
+                        <span class="swatch" style=format!("background:{}", color(i))></span>
+                        {names[i].clone()}
+                    </button>
+                </li>
+            }
+        }).collect_view();
+        Some(view! {
+            <ul class="legend" data-testid="metrics-legend" aria-label="Series (click to isolate one)">
+                {entries}
+                {(more > 0).then(|| view! { <li class="hint" data-testid="legend-more">{format!("+{more} more")}</li> })}
+                {(!isolated.is_empty()).then(|| view! {
+                    <li><button type="button" data-testid="legend-all"
+                        on:click=move |_| url.update(History::Push, |v| v.series.clear())>"Show all"</button></li>
+                })}
+            </ul>
+        })
     }
 }
 

@@ -48,15 +48,11 @@ impl Which {
     }
 }
 
-/// Splits an expression into its profile type id and selector text.
+/// Splits an expression into its profile type id and selector text, as
+/// `shared::query`'s parser does.
 pub(crate) fn split_expression(expression: &str) -> (String, String) {
-    match expression.find('{') {
-        Some(i) => (
-            expression[..i].trim().to_owned(),
-            expression[i..].to_owned(),
-        ),
-        None => (expression.trim().to_owned(), String::new()),
-    }
+    let (id, selector) = shared::query::split_query(expression);
+    (id.to_owned(), selector.to_owned())
 }
 
 /// The type a fresh page shows: CPU time if there is one, else the first.

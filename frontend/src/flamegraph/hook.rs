@@ -14,7 +14,7 @@ use super::{
 pub(crate) fn install_test_hook(
     model: StoredValue<Model, LocalStorage>,
     canvas_ref: NodeRef<html::Canvas>,
-    style: Memo<Style>,
+    style: Signal<Style>,
 ) {
     let locate = Closure::<dyn Fn(String) -> wasm_bindgen::JsValue>::new(move |name: String| {
         let Some(canvas) = canvas_ref.get_untracked() else {

@@ -7,7 +7,7 @@ pub(crate) mod hook;
 
 use shared::{
     flame::{
-        FlameTree, ROOT, Rect, SearchResult, StackFilter, TopRow, TreeOptions, color_for,
+        FlameTree, ROOT, Rect, SearchResult, StackFilter, StackSet, TopRow, TreeOptions, color_for,
         diff_delta, find_path, layout, search, top,
     },
     ipc::StacksResponse,
@@ -47,12 +47,31 @@ impl Model {
     /// Rebuilds the tree and top table of `data` through `filter`.
     pub(crate) fn rebuild(&mut self, data: &StacksResponse, filter: &StackFilter, invert: bool) {
         let options = TreeOptions { invert };
-        self.tree = FlameTree::build_filtered(&data.stacks, filter, options);
+        self.set_tree(FlameTree::build_filtered(&data.stacks, filter, options));
         self.top = if filter.is_empty() {
             top(&data.stacks)
         } else {
             top(&filter.apply(&data.stacks))
         };
+        self.unit = data.meta.unit.clone();
+        self.diff = data.meta.diff;
+        self.trimmed = (data.meta.trimmed_nodes, data.meta.trimmed_value);
+    }
+
+    /// The model of the (already filtered) `stacks`, without a top table: a sandwich pane.
+    pub(crate) fn of_stacks(stacks: &StackSet, unit: &str, diff: bool) -> Model {
+        let mut model = Model {
+            unit: unit.to_owned(),
+            diff,
+            ..Model::default()
+        };
+        model.set_tree(FlameTree::build(stacks, TreeOptions::default()));
+        model
+    }
+
+    /// Takes `tree`, with its colours and largest change; the layout starts over.
+    fn set_tree(&mut self, tree: FlameTree) {
+        self.tree = tree;
         self.colors = [false, true].map(|dark| {
             self.tree
                 .frames()
@@ -71,9 +90,6 @@ impl Model {
             .map(|n| diff_delta(n).saturating_abs())
             .max()
             .unwrap_or(0);
-        self.unit = data.meta.unit.clone();
-        self.diff = data.meta.diff;
-        self.trimmed = (data.meta.trimmed_nodes, data.meta.trimmed_value);
         self.rects.clear();
         self.zoom = ROOT;
     }
@@ -88,6 +104,11 @@ impl Model {
     /// Marks the nodes matching `term`.
     pub(crate) fn research(&mut self, term: &str) {
         self.search = search(&self.tree, term);
+    }
+
+    /// The drawn rect of `node`, if it is drawn.
+    pub(crate) fn rect_of(&self, node: u32) -> Option<&Rect> {
+        self.rects.iter().find(|r| r.node == node)
     }
 
     /// The deepest row laid out.

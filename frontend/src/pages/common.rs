@@ -13,6 +13,11 @@ use crate::{
     url_state::{History, UrlView, now_ms},
 };
 
+/// The flame graph's node budget asked of `report=stacks` unless the URL sets
+/// `max_nodes`: large enough that a million-node profile arrives whole (the browser culls
+/// what is narrower than a pixel and zoom reveals the rest without a request).
+pub(crate) const STACKS_MAX_NODES: u64 = 2_000_000;
+
 /// Where a request stands.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Status {

@@ -9,7 +9,9 @@ use crate::{
         metrics_graph::MetricsGraph,
         query_bar::{QueryBar, Which, load_profile_types},
     },
-    pages::common::{CopyLink, StatusLine, load_series, load_stacks, side_params, units_of},
+    pages::common::{
+        CopyLink, STACKS_MAX_NODES, StatusLine, load_series, load_stacks, side_params, units_of,
+    },
     url_state::{History, UrlView, now_ms},
 };
 
@@ -40,15 +42,15 @@ pub(crate) fn Compare() -> impl IntoView {
                 <h2>{title}</h2>
                 <QueryBar url which types/>
                 <StatusLine status what="metrics"/>
-                <MetricsGraph series=series.into() range unit=unit.into() rate_unit=rate_unit.into() url which/>
+                <MetricsGraph series=series.into() range unit=unit.into() rate_unit=rate_unit.into() url which status/>
             </div>
         }
     };
 
     // What the diff depends on; relative ranges resolve only when this changes.
-    let key = Memo::new(move |_| url.view.with(|v| (v.a.clone(), v.b.clone())));
+    let key = Memo::new(move |_| url.view.with(|v| (v.a.clone(), v.b.clone(), v.max_nodes)));
     let params = Memo::new(move |_| {
-        key.with(|(a, b)| {
+        key.with(|(a, b, max_nodes)| {
             if a.expression.is_empty() || b.expression.is_empty() {
                 return None;
             }
@@ -56,6 +58,8 @@ pub(crate) fn Compare() -> impl IntoView {
             let mut params = side_params(a, "_a", now);
             params.extend(side_params(b, "_b", now));
             params.push(("mode".into(), "diff".into()));
+            let max_nodes = max_nodes.unwrap_or(STACKS_MAX_NODES);
+            params.push(("max_nodes".into(), max_nodes.to_string()));
             Some(params)
         })
     });
@@ -71,7 +75,7 @@ pub(crate) fn Compare() -> impl IntoView {
             </div>
             <div class="row"><span class="spacer"></span><CopyLink url/></div>
             <StatusLine status what="diff"/>
-            <FlameGraph data=data.into() url/>
+            <FlameGraph data=data.into() params url/>
         </section>
     }
 }

@@ -10,8 +10,8 @@ use crate::{
         query_bar::{QueryBar, Which, load_profile_types},
     },
     pages::common::{
-        CopyLink, StatusLine, default_to_latest_snapshot, load_series, load_stacks, query_url,
-        side_params, type_of, units_of,
+        CopyLink, STACKS_MAX_NODES, StatusLine, default_to_latest_snapshot, load_series,
+        load_stacks, query_url, side_params, type_of, units_of,
     },
     url_state::{History, UrlView, now_ms},
 };
@@ -25,9 +25,12 @@ pub(crate) fn Explore() -> impl IntoView {
     default_to_latest_snapshot(url, Which::A, series);
 
     // What the profile depends on; relative ranges resolve only when this changes.
-    let key = Memo::new(move |_| url.view.with(|v| (v.a.clone(), v.group_by.clone())));
+    let key = Memo::new(move |_| {
+        url.view
+            .with(|v| (v.a.clone(), v.group_by.clone(), v.max_nodes))
+    });
     let params = Memo::new(move |_| {
-        key.with(|(a, group_by)| {
+        key.with(|(a, group_by, max_nodes)| {
             if a.expression.is_empty() {
                 return None;
             }
@@ -45,6 +48,8 @@ pub(crate) fn Explore() -> impl IntoView {
             if !group_by.is_empty() {
                 params.push(("group_by".into(), group_by.join(",")));
             }
+            let max_nodes = max_nodes.unwrap_or(STACKS_MAX_NODES);
+            params.push(("max_nodes".into(), max_nodes.to_string()));
             Some(params)
         })
     });
@@ -96,10 +101,10 @@ pub(crate) fn Explore() -> impl IntoView {
                 <CopyLink url/>
             </div>
             <StatusLine status=series_status what="metrics"/>
-            <MetricsGraph series=series.into() range unit=unit.into() rate_unit=rate_unit.into() url which=Which::A/>
+            <MetricsGraph series=series.into() range unit=unit.into() rate_unit=rate_unit.into() url which=Which::A status=series_status/>
             <p class="hint">{selection_text}</p>
             <StatusLine status what="profile"/>
-            <FlameGraph data=data.into() url/>
+            <FlameGraph data=data.into() params url/>
         </section>
     }
 }
