@@ -32,8 +32,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-mod census;
 mod builder;
+mod census;
 pub mod folded;
 mod index;
 pub mod pyroscope;

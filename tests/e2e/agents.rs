@@ -22,7 +22,7 @@ use proto::{
 use serde_json::{Value, json};
 
 use crate::{
-    harness::{Cinder, Http, Resp, corpus, enc, prerequisite},
+    harness::{Cinder, Http, Resp, corpus, enc},
     ingest::{ALL_TIME, assert_top_matches, cpu_profile, top},
 };
 

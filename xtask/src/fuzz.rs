@@ -49,7 +49,12 @@ pub(crate) fn command(args: &[String]) -> Result<()> {
 pub(crate) fn run_all(seconds: u64) -> Result<Vec<Run>> {
     // libfuzzer-sys compiles libFuzzer's C++ sources.
     ensure_debian_packages(&[("c++", "g++")])?;
-    ensure_cargo_tool("cargo-fuzz", "cargo-fuzz", CARGO_FUZZ_VERSION, &["--locked"])?;
+    ensure_cargo_tool(
+        "cargo-fuzz",
+        "cargo-fuzz",
+        CARGO_FUZZ_VERSION,
+        &["--locked"],
+    )?;
     let started = Instant::now();
     let mut runs = Vec::new();
     for target in TARGETS {

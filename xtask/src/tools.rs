@@ -63,7 +63,12 @@ pub(crate) fn ensure_wasm_target() -> Result<()> {
 }
 
 /// Installs `krate` at exactly `version` unless `bin --version` already reports it.
-pub(crate) fn ensure_cargo_tool(bin: &str, krate: &str, version: &str, flags: &[&str]) -> Result<()> {
+pub(crate) fn ensure_cargo_tool(
+    bin: &str,
+    krate: &str,
+    version: &str,
+    flags: &[&str],
+) -> Result<()> {
     let current = Command::new(bin).arg("--version").output().ok();
     let current = current
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())

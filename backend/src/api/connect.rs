@@ -152,12 +152,16 @@ pub(crate) fn decoded_body(
         .to_ascii_lowercase();
     match encoding.as_str() {
         "identity" | "" => Ok(body.to_vec()),
-        "gzip" if proto::is_gzip(body) => proto::inflate(body, limit).map(Cow::into_owned).map_err(|e| match e {
-            proto::ReadError::TooLarge { limit } => {
-                ApiError::TooLarge(format!("the body inflates to more than {limit} bytes"))
-            }
-            e => ApiError::bad_request("invalid gzip body", e.to_string()),
-        }),
+        "gzip" if proto::is_gzip(body) => {
+            proto::inflate(body, limit)
+                .map(Cow::into_owned)
+                .map_err(|e| match e {
+                    proto::ReadError::TooLarge { limit } => {
+                        ApiError::TooLarge(format!("the body inflates to more than {limit} bytes"))
+                    }
+                    e => ApiError::bad_request("invalid gzip body", e.to_string()),
+                })
+        }
         "gzip" => Err(ApiError::bad_request(
             "invalid gzip body",
             "Content-Encoding: gzip but the body is not gzip",

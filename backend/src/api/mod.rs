@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-mod flame_json;
 mod connect;
+mod flame_json;
 mod guard;
 mod ingest;
 mod openapi;
@@ -78,7 +78,6 @@ impl Default for QueryLimits {
         }
     }
 }
-
 
 /// Host, CSRF and read-auth settings ([`guard`]).
 #[derive(Debug, Clone, Default)]

@@ -336,7 +336,7 @@ pub fn group_name(by: &[String], labels: Option<&Labels>) -> String {
 /// The series of the selection with samples in its time range.
 pub async fn series_in(store: &Store, sel: &Selection) -> Result<Vec<u64>, QueryError> {
     let ctx = context();
-    let rows = match scan(&ctx, store, sel).await {
+    let rows = match scan(ctx, store, sel).await {
         Ok(Some(rows)) => rows,
         // A type that has no samples has no series either.
         Ok(None) | Err(QueryError::UnknownProfileType(_)) => return Ok(Vec::new()),
