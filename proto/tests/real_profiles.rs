@@ -24,7 +24,7 @@ fn skip(test: &str, what: &str) {
     if let Some(log) = std::env::var_os("CINDER_SKIP_LOG") {
         use std::io::Write as _;
         if let Ok(mut file) = fs::OpenOptions::new().create(true).append(true).open(log) {
-            let _ = writeln!(file, "{test}\t{what} is missing");
+            let _ = file.write_all(format!("{test}\t{what} is missing\n").as_bytes());
         }
     }
 }

@@ -159,7 +159,11 @@ fn two_profiles_of_one_series_merge_stack_by_stack() {
 
 #[test]
 fn bad_pushes_get_precise_400s_and_store_nothing() {
-    let server = Cinder::start(&[]);
+    // No self-scrape: its heap profile could be stored at any moment.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("none.yaml");
+    std::fs::write(&config, "scrape_configs: []\n").unwrap();
+    let server = Cinder::start(&["--config", config.to_str().unwrap()]);
     let http = Http::new();
     let base = format!("{}/api/v1/ingest", server.url());
     let good = cpu_profile(1_000, &[(&["a"], 1)]);

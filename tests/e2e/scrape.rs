@@ -1119,7 +1119,9 @@ fn cinder_with_no_flags_profiles_itself() {
     let started = Instant::now();
     let query = "process_cpu:samples:count:cpu:nanoseconds:delta{job=\"cinder\"}";
     // Give it some work to profile while waiting: queries and metrics.
-    let names = wait_for("Cinder's own CPU profile", Duration::from_secs(30), || {
+    // The first CPU profile: its loop's offset (up to 10 s), 10 s of recording, then
+    // symbolization; under a loaded machine that can take more than 30 s.
+    let names = wait_for("Cinder's own CPU profile", Duration::from_secs(45), || {
         for _ in 0..20 {
             let _ = http.get(&format!("{}/metrics", server.url()), false);
             let _ = http.get(&format!("{}/api/v1/targets", server.url()), false);

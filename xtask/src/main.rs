@@ -2,7 +2,7 @@
 //!
 //! - `run [-- cinder args]`: build the UI and the server, start Cinder on 127.0.0.1:7070.
 //! - `test`: the whole suite, what CI runs: `cargo fmt --check`, clippy with `-D warnings`
-//!   (the frontend for wasm32 too), the UI build, the one-file binary (`ci` profile),
+//!   (the frontend for wasm32 too), the UI build, the one-file binary (UI embedded),
 //!   `cargo test` and a bounded fuzzing run, with per-phase timings at the end.
 //! - `dist`: the release binary `target/release/cinder` with the UI embedded; a second run
 //!   with nothing changed takes seconds.
@@ -130,7 +130,7 @@ fn test(args: &[String]) -> Result<()> {
     phases.run("clippy (frontend, wasm32)", clippy_wasm)?;
     phases.run("wait: trunk, wasm-bindgen-cli", || join(cargo_tools))?;
     let ui = phases.run("UI build (trunk)", || ui::build(false))?;
-    let bin = phases.run("one-file binary (ci profile)", || one_file_binary(&ui))?;
+    let bin = phases.run("one-file binary (UI embedded)", || one_file_binary(&ui))?;
     phases.run("cargo test", || cargo_test(args, &ui, &bin))?;
     phases.run("fuzzing (30 s a target)", || fuzz::run_all(30).map(drop))
 }
@@ -171,15 +171,15 @@ fn clippy_wasm() -> Result<()> {
     ]))
 }
 
-/// `target/ci/cinder` with `ui` embedded: a release build without LTO, for the smoke test.
+/// `cinder` with `ui` embedded, copied to `target/one-file/cinder`, for the smoke test.
+/// Built with the `dev` profile (it reuses the test build's dependencies) unless
+/// `CINDER_ONE_FILE_PROFILE` names another, e.g. `ci` (release without LTO).
 fn one_file_binary(ui: &Path) -> Result<PathBuf> {
+    let profile = env::var("CINDER_ONE_FILE_PROFILE").unwrap_or_else(|_| "dev".into());
     status(
         cargo()
+            .args(["build", "--quiet", "--profile", &profile])
             .args([
-                "build",
-                "--quiet",
-                "--profile",
-                "ci",
                 "--package",
                 "backend",
                 "--bin",
@@ -189,7 +189,13 @@ fn one_file_binary(ui: &Path) -> Result<PathBuf> {
             ])
             .env("CINDER_UI_DIST", ui),
     )?;
-    Ok(root().join("target/ci/cinder"))
+    let dir = if profile == "dev" { "debug" } else { &profile };
+    let built = root().join("target").join(dir).join("cinder");
+    let copy = root().join("target/one-file/cinder");
+    std::fs::create_dir_all(copy.parent().expect("a folder"))?;
+    // A copy: the test build that follows rebuilds target/debug/cinder without the UI.
+    std::fs::copy(&built, &copy).with_context(|| format!("copying {}", built.display()))?;
+    Ok(copy)
 }
 
 fn cargo_test(args: &[String], ui: &Path, bin: &Path) -> Result<()> {

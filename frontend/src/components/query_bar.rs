@@ -55,20 +55,35 @@ pub(crate) fn split_expression(expression: &str) -> (String, String) {
     (id.to_owned(), selector.to_owned())
 }
 
-/// The type a fresh page shows: CPU time if there is one, else the first.
+/// The type a fresh page shows: the server lists it first (CPU time when the newest CPU
+/// profile has samples, else in-use memory, …; see `/api/v1/profile-types`).
 fn default_type(list: &[ProfileType]) -> Option<&ProfileType> {
-    list.iter()
-        .find(|t| t.name.contains("cpu") && t.sample_unit == "nanoseconds")
-        .or_else(|| list.first())
+    list.first()
 }
 
-/// The profile types, loaded once per page.
-pub(crate) fn load_profile_types() -> RwSignal<Option<Result<Vec<ProfileType>, api::ApiError>>> {
+type Types = RwSignal<Option<Result<Vec<ProfileType>, api::ApiError>>>;
+
+/// The profile types, loaded once per page (again every 2 s while there are none yet, as
+/// on a fresh start, so the page shows the first data as soon as it is stored).
+pub(crate) fn load_profile_types() -> Types {
     let types = RwSignal::new(None);
-    spawn_local(async move {
-        types.set(Some(api::get_json("/api/v1/profile-types", None).await));
-    });
+    fetch_types(types);
     types
+}
+
+fn fetch_types(types: Types) {
+    spawn_local(async move {
+        let answer: Result<Vec<ProfileType>, _> =
+            api::get_json("/api/v1/profile-types", None).await;
+        let none_yet = matches!(&answer, Ok(list) if list.is_empty());
+        // A page left meanwhile disposed the signal: stop asking.
+        if types.try_set(Some(answer)).is_none() && none_yet {
+            set_timeout(
+                move || fetch_types(types),
+                std::time::Duration::from_secs(2),
+            );
+        }
+    });
 }
 
 /// The bar for side `which` of `url`'s view.
