@@ -871,7 +871,8 @@ mod tests {
             string_table: strings.iter().map(|s| s.as_bytes().to_vec()).collect(),
             period_type: Some(ValueType { ty: 3, unit: 4 }),
             period: 10_000_000,
-            time_nanos: 1_700_000_000_000_000_000,
+            // Now (the receive time), within the store's time bounds.
+            time_nanos: 0,
             duration_nanos,
             ..Profile::default()
         }

@@ -152,9 +152,11 @@ mod tests {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let frames: Vec<u32> = (0..depth).collect();
         let tree = FlameTree::build(&set(&[(&frames, 1, 0)], &names), TreeOptions::default());
-        // A small thread stack: recursion per level would overflow it many times over.
+        // A small thread stack: recursion per level (60,000 frames of at least 100 bytes)
+        // would overflow it many times over. Not smaller: jemalloc's heap profiling takes
+        // a backtrace on sampled allocations, which needs some stack of its own.
         let json = std::thread::Builder::new()
-            .stack_size(64 << 10)
+            .stack_size(512 << 10)
             .spawn(move || report(&tree, "count", Trimmed::default()))
             .unwrap()
             .join()

@@ -344,14 +344,36 @@ pub struct Metadata {
 /// queries resolve each location once, so a small cache costs little.
 const SLED_CACHE_BYTES: u64 = 64 << 20;
 
-impl Metadata {
-    /// Opens the sled database at `path` and loads series and types into memory.
-    pub fn open(path: &std::path::Path) -> Result<Metadata, StoreError> {
-        let db = sled::Config::new()
+/// Opens sled, waiting up to [`LOCK_WAIT`] for its file lock: a store that was just closed
+/// (a restart in the same process, or a previous process still exiting) can hold it for
+/// a moment while sled's background flusher winds down.
+fn open_sled(path: &std::path::Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(SLED_CACHE_BYTES)
-            .open()?;
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// How long [`open_sled`] waits for another holder of the lock to let go.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl Metadata {
+    /// Opens the sled database at `path` and loads series and types into memory.
+    pub fn open(path: &std::path::Path) -> Result<Metadata, StoreError> {
+        let db = open_sled(path)?;
         let mut trees = HashMap::new();
         for (id, name) in TREES {
             trees.insert(id, db.open_tree(name)?);
