@@ -345,7 +345,10 @@ fn raw_get_ok(port: u16) -> Option<()> {
     use std::io::{Read as _, Write as _};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream
-        .write_all(b"GET /healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(
+            format!("GET /healthy HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .ok()?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;

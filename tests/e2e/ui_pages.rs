@@ -474,7 +474,15 @@ async fn explore_says_so_when_the_range_is_empty() {
         hint.contains("No data for this selector in this range"),
         "{hint}"
     );
-    // The selector box completes label names, then values.
+    // The selector box completes label names, then values, of the series in the range.
+    let url = format!(
+        "{}/?expression_a={}&from_a={}&to_a={}",
+        server.url(),
+        enc(&format!("{cpu}{{}}")),
+        FIB_MS - HOUR,
+        FIB_MS + HOUR
+    );
+    browser.open(&url, "page-explore").await;
     let selector = browser.wait_for("selector-a").await;
     selector.clear().await.unwrap();
     selector.send_keys("{jo").await.unwrap();

@@ -20,6 +20,14 @@ use axum::{
 
 use super::{ApiError, AppState};
 
+/// Agent protocols whose handlers check the token themselves, to answer in the protocol's
+/// own error shape (Connect's `unauthenticated`, OTLP's `Status` with code 16).
+const OWN_AUTH_ERRORS: [&str; 3] = [
+    "/push.v1.PusherService/Push",
+    "/v1development/profiles",
+    "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
+];
+
 /// Reads that stay open with `--auth-reads`.
 const ALWAYS_OPEN: [&str; 2] = ["/healthy", "/ready"];
 
@@ -172,7 +180,8 @@ fn check(state: &AppState, request: &Request) -> Result<(), ApiError> {
     if method != Method::GET {
         same_origin(headers)?;
     }
-    if guarded(path, method.as_str(), state.security.auth_reads) {
+    if guarded(path, method.as_str(), state.security.auth_reads) && !OWN_AUTH_ERRORS.contains(&path)
+    {
         state.authorize(headers)?;
     }
     if takes_json(path, method.as_str()) {
