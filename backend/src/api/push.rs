@@ -33,7 +33,7 @@ const SERVICE_LABEL: &str = "service_name";
         ("name" = String, Query, description = "`app.cpu{k=v,…}`"),
         ("from" = Option<i64>, Query, description = "unix seconds"),
         ("until" = Option<i64>, Query, description = "unix seconds"),
-        ("format" = Option<String>, Query, description = "pprof (default), folded, groups, lines or speedscope; jfr is refused"),
+        ("format" = Option<String>, Query, description = "pprof (default), folded, groups, lines or speedscope; jfr is refused", pattern = "^(pprof|folded|groups|lines|speedscope)$"),
         ("sampleRate" = Option<u32>, Query, description = "Hz of CPU and wall samples in text formats (default 100)"),
         ("spyName" = Option<String>, Query, description = "the agent, stored as the pyroscope_spy label"),
         ("units" = Option<String>, Query, description = "samples, objects, goroutines, bytes, lock_samples or lock_nanoseconds"),

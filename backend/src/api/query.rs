@@ -46,8 +46,8 @@ impl From<QueryError> for ApiError {
 /// `GET /api/v1/profile-types[?start&end]`.
 #[utoipa::path(get, path = "/profile-types", tag = "query",
     params(
-        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
-        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
+        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
+        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
     ),
     responses((status = 200, description = "profile types with data (in the range, when given); the first is the one a fresh page shows: CPU time, else in-use memory, else another, whose newest profile has samples", body = Vec<shared::query::ProfileTypeJson>),
         (status = 400, body = ErrorBody)))]
@@ -108,8 +108,8 @@ async fn selected_series(store: &Arc<Store>, p: &Params) -> Result<Vec<u64>, Api
 #[utoipa::path(get, path = "/labels", tag = "query",
     params(
         ("query" = Option<String>, Query, description = "a query selecting series; all series when absent"),
-        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
-        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
+        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
+        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
     ),
     responses((status = 200, description = "label names of the series with samples in start..end", body = Vec<String>),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -133,8 +133,8 @@ pub(crate) async fn labels(
     params(
         ("name" = String, Path, description = "a label name"),
         ("query" = Option<String>, Query, description = "a query selecting series; all series when absent"),
-        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
-        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
+        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
+        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
     ),
     responses((status = 200, description = "values of the label among the series with samples in start..end", body = Vec<String>),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -242,8 +242,8 @@ pub use shared::wire::{RangePoint, RangeResponse, RangeSeries};
 #[utoipa::path(get, path = "/query_range", tag = "query",
     params(
         ("query" = String, Query, description = "e.g. `process_cpu:samples:count:cpu:nanoseconds:delta{job=\"api\"}`"),
-        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
-        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
+        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
+        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
         ("step" = Option<String>, Query, description = "bucket width of delta types, e.g. `15s`; at most 11,000 buckets per series (default: about 200)"),
         ("sum_by" = Option<String>, Query, description = "comma-separated label names to sum series by (at most 10)"),
     ),
@@ -600,14 +600,14 @@ enum Format {
 #[utoipa::path(get, path = "/query", tag = "query",
     params(
         ("query" = Option<String>, Query, description = "the selection (mode merge or single)"),
-        ("mode" = Option<String>, Query, description = "merge (default), single or diff"),
-        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h"),
-        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now"),
+        ("mode" = Option<String>, Query, description = "merge (default), single or diff", pattern = "^(merge|single|diff)$"),
+        ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
+        ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
         ("time" = Option<String>, Query, description = "mode=single: the profile's timestamp (a `t` of query_range)"),
         ("query_a" = Option<String>, Query, description = "mode=diff: side A (the baseline); also start_a, end_a or time_a"),
         ("query_b" = Option<String>, Query, description = "mode=diff: side B (the value); also start_b, end_b or time_b"),
-        ("report" = Option<String>, Query, description = "stacks (default), flamegraph, top or pprof"),
-        ("format" = Option<String>, Query, description = "arrow (default for stacks) or json"),
+        ("report" = Option<String>, Query, description = "stacks (default), flamegraph, top or pprof", pattern = "^(stacks|flamegraph|top|pprof)$"),
+        ("format" = Option<String>, Query, description = "arrow (default for stacks and flamegraph) or json (top and pprof: json only)", pattern = "^(arrow|json)$"),
         ("limit" = Option<usize>, Query, description = "report=top: rows (default 100)"),
         ("max_nodes" = Option<usize>, Query, description = "fold the smallest subtrees beyond this many flame-tree nodes (default 8192 for flamegraph, 200000 for stacks; at most 2000000)"),
         ("keep" = Option<String>, Query, description = "keep stacks with a frame containing one of these (comma-separated, case-insensitive)"),

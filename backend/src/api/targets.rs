@@ -36,12 +36,14 @@ impl From<TargetError> for ApiError {
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub(crate) struct TargetRequest {
-    /// The `job` label.
+    /// The `job` label: 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub job: String,
     /// `host:port`, without scheme or path. Link-local addresses are refused unless
     /// `--allow-link-local-targets`.
     pub address: String,
-    /// `http` (default) or `https`.
+    /// `http` (default, also when empty) or `https`, in any case.
+    #[schema(pattern = "^([hH][tT][tT][pP][sS]?)?$")]
     pub scheme: Option<String>,
     /// Between scrapes: a duration such as `15s` or a number of seconds; at least 1s
     /// (default 10s).

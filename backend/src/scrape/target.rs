@@ -337,7 +337,7 @@ pub fn validate(body: &Value, id: String, policy: &AddressPolicy) -> Result<ApiT
     if job.is_empty() {
         return Err(field_error("job", "missing job", "job must not be empty"));
     }
-    if job.len() > 200 {
+    if job.chars().count() > 200 {
         return Err(field_error(
             "job",
             "invalid job",
