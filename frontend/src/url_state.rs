@@ -29,6 +29,9 @@ pub(crate) struct UrlView {
     pub(crate) view: Memo<ViewState>,
     path: Memo<String>,
     navigate: StoredValue<Navigate, LocalStorage>,
+    /// The query the page's own defaults last navigated to (`update_default`): while the
+    /// URL still reads so, nobody has chosen anything and defaults may change it again.
+    by_default: StoredValue<Option<String>>,
 }
 
 impl UrlView {
@@ -40,6 +43,7 @@ impl UrlView {
             view: Memo::new(move |_| ViewState::from_query(&search.get())),
             path: location.pathname,
             navigate: StoredValue::new_local(Rc::new(use_navigate())),
+            by_default: StoredValue::new(None),
         }
     }
 
@@ -52,9 +56,30 @@ impl UrlView {
     pub(crate) fn update(&self, history: History, change: impl FnOnce(&mut ViewState)) {
         let mut next = self.get();
         change(&mut next);
-        if next == self.get() {
-            return;
+        if next != self.get() {
+            self.navigate_to(&next, history);
         }
+    }
+
+    /// Like `update(History::Replace, …)`, for a choice the page makes itself (the default
+    /// profile type, the latest snapshot) rather than one the user made.
+    pub(crate) fn update_default(&self, change: impl FnOnce(&mut ViewState)) {
+        let mut next = self.get();
+        change(&mut next);
+        if next != self.get() {
+            self.by_default.set_value(Some(next.to_query()));
+            self.navigate_to(&next, History::Replace);
+        }
+    }
+
+    /// Whether the view is still what the page opened on or its defaults made it: no
+    /// query of the user's own, from a link or an action.
+    pub(crate) fn untouched(&self) -> bool {
+        let query = self.get().to_query();
+        query.is_empty() || self.by_default.with_value(|d| d.as_deref() == Some(&query))
+    }
+
+    fn navigate_to(&self, next: &ViewState, history: History) {
         let query = next.to_query();
         let path = self.path.get_untracked();
         let url = if query.is_empty() {

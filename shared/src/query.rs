@@ -156,6 +156,12 @@ impl ProfileType {
         out
     }
 
+    /// Whether the type measures CPU time (`process_cpu:cpu:nanoseconds`, `cpu:…`): the
+    /// type a fresh Explore page prefers.
+    pub fn is_cpu_time(&self) -> bool {
+        self.name.contains("cpu") && self.sample_unit == "nanoseconds"
+    }
+
     /// Whether each profile is a point-in-time snapshot (heap in use, goroutines)
     /// rather than a delta over its period.
     pub fn is_snapshot(&self) -> bool {

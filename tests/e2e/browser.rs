@@ -443,4 +443,42 @@ async fn the_one_file_binary_shows_its_own_flame_graph_within_20_s() {
         empty.path().join("data").is_dir(),
         "the default data dir is ./data"
     );
+    the_untouched_page_follows_the_suggested_type(&browser, port).await;
+}
+
+/// A fresh page that opened on the heap (stored seconds before the first CPU profile)
+/// moves on to CPU time once the server suggests it, within a few of the page's polls.
+async fn the_untouched_page_follows_the_suggested_type(browser: &Browser, port: u16) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let types_url = format!("http://127.0.0.1:{port}/api/v1/profile-types");
+    let started = Instant::now();
+    let suggested = loop {
+        let body = reqwest::get(&types_url)
+            .await
+            .expect("GET profile-types")
+            .bytes()
+            .await
+            .expect("the profile types' body");
+        let types: serde_json::Value =
+            serde_json::from_slice(&body).expect("profile types are JSON");
+        let first = types[0]["name"].as_str().unwrap_or_default().to_owned();
+        if first.contains("cpu") || started.elapsed() > Duration::from_secs(30) {
+            break first;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    if !suggested.contains("cpu") {
+        eprintln!("the server never suggested CPU within 30 s (idle CPU profiles): {suggested}");
+        return;
+    }
+    let suggested_at = Instant::now();
+    let mut search = String::new();
+    while suggested_at.elapsed() < Duration::from_secs(10) {
+        search = browser.eval("return location.search").await.to_string();
+        if search.contains("process_cpu") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("the server suggests CPU, but the untouched page still shows {search}");
 }

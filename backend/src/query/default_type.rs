@@ -14,7 +14,7 @@ const LOOK_BACK_MS: i64 = 3_600_000;
 
 /// CPU time first, then in-use memory, then everything else.
 fn preference(t: &ProfileType) -> u8 {
-    if t.name.contains("cpu") && t.sample_unit == "nanoseconds" {
+    if t.is_cpu_time() {
         0
     } else if t.sample_type == "inuse_space" {
         1

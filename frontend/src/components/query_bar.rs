@@ -63,25 +63,35 @@ fn default_type(list: &[ProfileType]) -> Option<&ProfileType> {
 
 type Types = RwSignal<Option<Result<Vec<ProfileType>, api::ApiError>>>;
 
-/// The profile types, loaded once per page (again every 2 s while there are none yet, as
-/// on a fresh start, so the page shows the first data as soon as it is stored).
+/// How many times a page asks again for the profile types while the server suggests no
+/// CPU type yet (every `REPOLL`): a fresh start stores its heap seconds before its first
+/// CPU profile, and an untouched page moves on to CPU once it is there.
+const REPOLLS: u32 = 20;
+const REPOLL: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The profile types of a page: asked again every 2 s while there are none yet (as on a
+/// fresh start, so the page shows the first data as soon as it is stored), then every
+/// `REPOLL` for a while as long as the server's suggestion is not CPU time.
 pub(crate) fn load_profile_types() -> Types {
     let types = RwSignal::new(None);
-    fetch_types(types);
+    fetch_types(types, REPOLLS);
     types
 }
 
-fn fetch_types(types: Types) {
+fn fetch_types(types: Types, repolls: u32) {
     spawn_local(async move {
         let answer: Result<Vec<ProfileType>, _> =
             api::get_json("/api/v1/profile-types", None).await;
-        let none_yet = matches!(&answer, Ok(list) if list.is_empty());
+        let again = match &answer {
+            Ok(list) if list.is_empty() => Some((std::time::Duration::from_secs(2), repolls)),
+            Ok(list) if repolls > 0 && !list[0].is_cpu_time() => Some((REPOLL, repolls - 1)),
+            _ => None,
+        };
         // A page left meanwhile disposed the signal: stop asking.
-        if types.try_set(Some(answer)).is_none() && none_yet {
-            set_timeout(
-                move || fetch_types(types),
-                std::time::Duration::from_secs(2),
-            );
+        if types.try_set(Some(answer)).is_none()
+            && let Some((delay, repolls)) = again
+        {
+            set_timeout(move || fetch_types(types, repolls), delay);
         }
     });
 }
@@ -111,18 +121,24 @@ pub(crate) fn QueryBar(
         selector.set(if sel.is_empty() { "{}".into() } else { sel });
         range.set(s.range);
     });
-    // A side without a query gets a CPU type (or the first) at once.
+    // A side without a query gets the server's suggestion (CPU time, or the first type)
+    // at once, and follows a newer suggestion for as long as nobody has chosen anything.
     Effect::new(move |_| {
         if let Some(Ok(list)) = types.get()
-            && url
-                .view
-                .with_untracked(|v| which.of(v).expression.is_empty())
             && let Some(t) = default_type(&list)
         {
             let expression = format!("{}{{}}", t.id());
-            url.update(History::Replace, |v| {
-                which.of_mut(v).expression = expression
-            });
+            let current = url.view.with_untracked(|v| which.of(v).expression.clone());
+            if current.is_empty() || (url.untouched() && current != expression) {
+                url.update_default(|v| {
+                    *which.of_mut(v) = Side {
+                        expression,
+                        range: which.of(v).range,
+                        merge: None,
+                        selection: None,
+                    };
+                });
+            }
         }
     });
 

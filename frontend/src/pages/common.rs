@@ -10,7 +10,7 @@ use crate::{
     api::{self, Aborter, ApiError, Series},
     components::query_bar::Which,
     perf,
-    url_state::{History, UrlView, now_ms},
+    url_state::{UrlView, now_ms},
 };
 
 /// The flame graph's node budget asked of `report=stacks` unless the URL sets
@@ -135,7 +135,7 @@ pub(crate) fn default_to_latest_snapshot(
         let side = url.view.with_untracked(|v| which.of(v).clone());
         let snapshot = type_of(&side.expression).is_some_and(|t| t.is_snapshot());
         if let (true, None, None, Some(t)) = (snapshot, side.selection, side.merge, latest) {
-            url.update(History::Replace, |v| which.of_mut(v).selection = Some(t));
+            url.update_default(|v| which.of_mut(v).selection = Some(t));
         }
     });
 }
