@@ -13,6 +13,7 @@ pub mod flame;
 pub mod ipc;
 pub mod labels;
 pub mod query;
+pub mod targets;
 pub mod units;
 pub mod view;
 pub mod wire;

@@ -25,8 +25,7 @@ use std::{
     time::Duration,
 };
 
-use serde::Serialize;
-use shared::{duration::format_duration, labels::Labels};
+use shared::duration::format_duration;
 
 pub use fetch::ScrapeError;
 pub use policy::AddressPolicy;
@@ -127,58 +126,7 @@ impl Drop for RunningLoop {
     }
 }
 
-/// `GET /api/v1/targets`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TargetsView {
-    pub jobs: Vec<JobView>,
-}
-
-/// The targets of one job.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct JobView {
-    pub job: String,
-    pub targets: Vec<TargetView>,
-}
-
-/// One target: its definition (in the shape `POST` accepts) and its health, overall and
-/// per profile.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct TargetView {
-    pub id: String,
-    /// `scheme://address`.
-    pub url: String,
-    /// All labels of the target's series but `__name__`.
-    #[schema(value_type = BTreeMap<String, String>)]
-    pub labels: Labels,
-    /// `down` if any profile's last scrape failed, `up` if at least one succeeded and none
-    /// failed, else `unknown`.
-    pub health: Health,
-    /// Start of the most recent scrape (unix ms).
-    pub last_scrape: Option<i64>,
-    pub last_duration_ms: Option<u64>,
-    /// The error of a failing profile, prefixed with its name.
-    pub last_error: Option<String>,
-    pub last_body_bytes: Option<u64>,
-    pub source: Source,
-    pub job: String,
-    pub address: String,
-    pub scheme: String,
-    pub interval: String,
-    pub timeout: String,
-    /// Profile names, as `POST` takes them.
-    pub profiles: Vec<String>,
-    /// Per profile: its URL and state.
-    pub scrapes: Vec<ProfileView>,
-}
-
-/// The state of one (target, profile) loop.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ProfileView {
-    pub profile: String,
-    pub url: String,
-    #[serde(flatten)]
-    pub status: ScrapeStatus,
-}
+pub use shared::targets::{JobView, ProfileView, TargetView, TargetsView};
 
 impl ScrapeManager {
     /// Starts the manager with the config file's jobs and the API targets stored in sled.

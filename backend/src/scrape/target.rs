@@ -28,15 +28,7 @@ use crate::config::{
     relabel,
 };
 
-/// Where a target was defined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// The configuration file (or the embedded self-scrape): read-only through the API.
-    Config,
-    /// Created through `POST /api/v1/targets`.
-    Api,
-}
+pub use shared::targets::Source;
 
 /// A fully resolved target: everything a scrape loop needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,7 +7,6 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use serde::Serialize;
 use shared::labels::Labels;
 use tokio::time::{Instant, MissedTickBehavior};
 use xxhash_rust::xxh3::xxh3_64;
@@ -25,44 +24,7 @@ use crate::{
     store::{Store, now_ms},
 };
 
-/// `"up"`, `"down"` or `"unknown"` (not scraped yet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    #[default]
-    Unknown,
-    Up,
-    Down,
-}
-
-impl Health {
-    /// The name used in JSON and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Health::Unknown => "unknown",
-            Health::Up => "up",
-            Health::Down => "down",
-        }
-    }
-}
-
-/// The state of one loop, as the targets API shows it.
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct ScrapeStatus {
-    pub health: Health,
-    /// Start of the last scrape (unix ms).
-    pub last_scrape: Option<i64>,
-    pub last_duration_ms: Option<u64>,
-    pub last_error: Option<String>,
-    /// Size of the last body received (compressed, as sent).
-    pub last_body_bytes: Option<u64>,
-    /// Scrapes done, failed, and ticks skipped because the previous scrape still ran.
-    pub scrapes: u64,
-    pub failures: u64,
-    pub skipped_ticks: u64,
-    /// Sample values stored by this loop.
-    pub samples: u64,
-}
+pub use shared::targets::{Health, ScrapeStatus};
 
 /// Everything one loop needs.
 pub(crate) struct LoopContext {

@@ -3,62 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{ApiError, get_json, send_json};
 
-/// One scrape target of `/api/v1/targets`.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub(crate) struct Target {
-    /// Its id, for edits.
-    pub(crate) id: String,
-    /// The URL scraped (of one profile, or the base).
-    pub(crate) url: String,
-    /// Its labels.
-    pub(crate) labels: BTreeMap<String, String>,
-    /// `up`, `down` or `unknown`.
-    pub(crate) health: String,
-    /// Unix ms of the last scrape.
-    pub(crate) last_scrape: Option<i64>,
-    /// How long it took.
-    pub(crate) last_duration_ms: Option<f64>,
-    /// Why it failed.
-    pub(crate) last_error: Option<String>,
-    /// `config` or `api`.
-    pub(crate) source: String,
-    /// The definition, as the form sends it back.
-    pub(crate) job: String,
-    /// `host:port`.
-    pub(crate) address: String,
-    /// `http` or `https`.
-    pub(crate) scheme: String,
-    /// E.g. `10s`.
-    pub(crate) interval: String,
-    /// E.g. `13s`.
-    pub(crate) timeout: String,
-    /// Profile names.
-    pub(crate) profiles: Vec<String>,
-}
-
-/// The targets of one job.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub(crate) struct Job {
-    /// The job name.
-    pub(crate) job: String,
-    /// Its targets.
-    pub(crate) targets: Vec<Target>,
-}
-
-#[derive(Deserialize)]
-struct TargetsResponse {
-    jobs: Vec<Job>,
-}
+use shared::targets::TargetsView;
+pub(crate) use shared::targets::{JobView as Job, TargetView as Target};
 
 /// `GET /api/v1/targets`.
 pub(crate) async fn targets() -> Result<Vec<Job>, ApiError> {
-    let resp: TargetsResponse = get_json("/api/v1/targets", None).await?;
+    let resp: TargetsView = get_json("/api/v1/targets", None).await?;
     Ok(resp.jobs)
 }
 

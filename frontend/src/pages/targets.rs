@@ -6,6 +6,8 @@ use std::{collections::BTreeMap, time::Duration};
 
 use leptos::{prelude::*, task::spawn_local};
 
+use shared::targets::Source;
+
 use crate::api::{self, ApiError, Job, Target, TargetForm};
 
 /// Profiles the form offers (Parca's defaults).
@@ -56,13 +58,14 @@ fn JobTable(job: Job, editing: RwSignal<Option<Target>>, on_change: Callback<()>
         let id = t.id.clone();
         let labels = t.labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join(", ");
         let last = t.last_scrape.map(ago).unwrap_or_else(|| "never".into());
-        let duration = t.last_duration_ms.map(|d| format!("{d:.0} ms")).unwrap_or_default();
-        let from_api = t.source == "api";
+        let duration = t.last_duration_ms.map(|d| format!("{d} ms")).unwrap_or_default();
+        let from_api = t.source == Source::Api;
+        let health = t.health.as_str();
         view! {
-            <tr data-testid="target-row" data-url=t.url.clone() data-health=t.health.clone()>
+            <tr data-testid="target-row" data-url=t.url.clone() data-health=health>
                 <td class="url">{t.url.clone()}</td>
                 <td class="labels">{labels}</td>
-                <td><span class=format!("health health-{}", t.health) data-testid="target-health">{t.health.clone()}</span></td>
+                <td><span class=format!("health health-{health}") data-testid="target-health">{health}</span></td>
                 <td>{last}</td>
                 <td class="num">{duration}</td>
                 <td class="error">{t.last_error.clone().unwrap_or_default()}</td>
@@ -107,7 +110,7 @@ fn TargetEditor(editing: RwSignal<Option<Target>>, on_saved: Callback<()>) -> im
             labels.set(
                 t.labels
                     .iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "job" | "instance" | "__name__"))
+                    .filter(|(k, _)| !matches!(*k, "job" | "instance" | "__name__"))
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(", "),
