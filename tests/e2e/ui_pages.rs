@@ -155,6 +155,19 @@ pub(crate) async fn text_of(browser: &Browser, testid: &str) -> String {
     browser.wait_for(testid).await.text().await.unwrap()
 }
 
+/// The text of `testid` once it contains `wanted` (what it last read after 10 s): for
+/// text that an answer replaces, such as completions.
+pub(crate) async fn text_with(browser: &Browser, testid: &str, wanted: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let text = text_of(browser, testid).await;
+        if text.contains(wanted) || started.elapsed() > std::time::Duration::from_secs(10) {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// The time of the fib profile, unix ms.
 const FIB_MS: i64 = fixtures::FIB_MS;
 const HOUR: i64 = 3_600_000;
@@ -474,6 +487,18 @@ async fn explore_says_so_when_the_range_is_empty() {
         hint.contains("No data for this selector in this range"),
         "{hint}"
     );
+    // …and no flame graph of nothing (a lone root bar) beneath it.
+    let shown = browser
+        .eval(
+            "const c = document.querySelector('[data-testid=flamegraph]'); \
+             return !!c && c.getClientRects().length > 0",
+        )
+        .await;
+    assert_eq!(
+        shown,
+        serde_json::json!(false),
+        "an empty answer draws no flame graph"
+    );
     // The selector box completes label names, then values, of the series in the range.
     let url = format!(
         "{}/?expression_a={}&from_a={}&to_a={}",
@@ -486,12 +511,12 @@ async fn explore_says_so_when_the_range_is_empty() {
     let selector = browser.wait_for("selector-a").await;
     selector.clear().await.unwrap();
     selector.send_keys("{jo").await.unwrap();
-    let names = text_of(&browser, "suggestions-a").await;
+    let names = text_with(&browser, "suggestions-a", "job").await;
     assert!(names.contains("job"), "{names}");
     browser
         .eval("document.querySelector('[data-testid=suggestions-a] button').click()")
         .await;
-    let values = text_of(&browser, "suggestions-a").await;
+    let values = text_with(&browser, "suggestions-a", "fib").await;
     assert!(values.contains("fib"), "{values}");
     browser
         .eval("document.querySelector('[data-testid=suggestions-a] button').click()")

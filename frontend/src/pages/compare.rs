@@ -10,7 +10,8 @@ use crate::{
         query_bar::{QueryBar, Which, load_profile_types},
     },
     pages::common::{
-        CopyLink, STACKS_MAX_NODES, StatusLine, load_series, load_stacks, side_params, units_of,
+        CopyLink, STACKS_MAX_NODES, Status, StatusLine, load_series, load_stacks, side_params,
+        units_of,
     },
     url_state::{History, UrlView, now_ms},
 };
@@ -75,7 +76,10 @@ pub(crate) fn Compare() -> impl IntoView {
             </div>
             <div class="row"><span class="spacer"></span><CopyLink url/></div>
             <StatusLine status what="diff"/>
-            <FlameGraph data=data.into() params url/>
+            // An empty answer has no flame graph: the status line says so.
+            <div style:display=move || (status.get() == Status::Empty).then_some("none")>
+                <FlameGraph data=data.into() params url/>
+            </div>
         </section>
     }
 }

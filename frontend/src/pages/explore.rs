@@ -10,7 +10,7 @@ use crate::{
         query_bar::{QueryBar, Which, load_profile_types},
     },
     pages::common::{
-        CopyLink, STACKS_MAX_NODES, StatusLine, default_to_latest_snapshot, load_series,
+        CopyLink, STACKS_MAX_NODES, Status, StatusLine, default_to_latest_snapshot, load_series,
         load_stacks, query_url, side_params, type_of, units_of,
     },
     url_state::{History, UrlView, now_ms},
@@ -104,7 +104,10 @@ pub(crate) fn Explore() -> impl IntoView {
             <MetricsGraph series=series.into() range unit=unit.into() rate_unit=rate_unit.into() url which=Which::A status=series_status/>
             <p class="hint">{selection_text}</p>
             <StatusLine status what="profile"/>
-            <FlameGraph data=data.into() params url/>
+            // An empty answer has no flame graph: the status line says so.
+            <div style:display=move || (status.get() == Status::Empty).then_some("none")>
+                <FlameGraph data=data.into() params url/>
+            </div>
         </section>
     }
 }
