@@ -45,7 +45,7 @@ pub(crate) fn check(bin: &Path) -> Result<()> {
     let st = schemathesis_bin();
     let server = Server::start(bin)?;
     step(&format!(
-        "schemathesis --checks all against cinder at {}",
+        "schemathesis (every check) against cinder at {}",
         server.addr
     ));
     let schema = format!("http://{}/api/v1/openapi.json", server.addr);
