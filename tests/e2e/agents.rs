@@ -1340,6 +1340,9 @@ fn the_api_token_guards_every_new_push_path() {
     let resp = post(&http, &otlp, &[json_type], body.clone());
     assert_eq!(resp.status, 401, "{}", text(&resp));
     assert_eq!(resp.json()["code"], 16, "UNAUTHENTICATED");
+    // The token is checked before the content type: no token and no type is 401, not 415.
+    let resp = post(&http, &otlp, &[], b"x".to_vec());
+    assert_eq!(resp.status, 401, "{}", text(&resp));
     let resp = post(
         &http,
         &otlp,

@@ -177,6 +177,12 @@ fn parca_write_raw_connect_json_and_gateway() {
     assert_eq!(values(&http, &server, "node"), json!(["n1"]));
     let resp = http.post(&gateway, b"{not json".to_vec());
     assert_eq!(resp.status, 400);
+    // JSON that is not an object is no WriteRawRequest (serde alone reads `[]` as one).
+    for body in ["[]", " [[]]", "null", "\"x\""] {
+        let resp = http.post(&gateway, body.as_bytes().to_vec());
+        assert_eq!(resp.status, 400, "{body}");
+        assert_eq!(resp.json()["error"], "invalid WriteRaw request", "{body}");
+    }
     let bad64 = request(labels, vec!["@@@".into()]);
     let resp = http.post(&gateway, bad64.to_string().into_bytes());
     assert_eq!(resp.status, 400);

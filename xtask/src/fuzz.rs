@@ -23,7 +23,7 @@ use crate::{
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
 /// Every target of `fuzz/Cargo.toml`.
-pub(crate) const TARGETS: &[&str] = &["pprof", "query"];
+pub(crate) const TARGETS: &[&str] = &["pprof", "query", "wal", "pyroscope", "parca"];
 
 /// What one target's run did.
 #[derive(Debug)]
@@ -63,7 +63,7 @@ pub(crate) fn run_all(seconds: u64) -> Result<Vec<Run>> {
     let total: u64 = runs.iter().map(|r| r.executions).sum();
     for run in &runs {
         println!(
-            "fuzz: {:<8} {:>12} executions in {:.0} s, no crash",
+            "fuzz: {:<9} {:>12} executions in {:.0} s, no crash",
             run.target, run.executions, run.seconds
         );
     }

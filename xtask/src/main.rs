@@ -3,7 +3,8 @@
 //! - `run [-- cinder args]`: build the UI and the server, start Cinder on 127.0.0.1:7070.
 //! - `test`: the whole suite, what CI runs: `cargo fmt --check`, clippy with `-D warnings`
 //!   (the frontend for wasm32 too), the UI build, the one-file binary (UI embedded),
-//!   `cargo test` and a bounded fuzzing run, with per-phase timings at the end.
+//!   `cargo test`, schemathesis against the one-file binary and a bounded fuzzing run,
+//!   with per-phase timings at the end.
 //! - `dist`: the release binary `target/release/cinder` with the UI embedded; a second run
 //!   with nothing changed takes seconds.
 //! - `fuzz [SECONDS]`: every cargo-fuzz target for SECONDS (default 60) each ([`fuzz`]).
@@ -121,18 +122,22 @@ fn test(args: &[String]) -> Result<()> {
     // download, the cargo tools compile while rustfmt and clippy run.
     let downloads = background(|| {
         tools::ensure_wasm_target()?;
-        tools::ensure_test_tools()
+        tools::ensure_test_tools()?;
+        schema::ensure_schemathesis()
     });
     let cargo_tools = background(tools::ensure_cargo_tools);
     phases.run("cargo fmt --check", fmt_check)?;
     phases.run("clippy (workspace, native)", clippy_native)?;
-    phases.run("wait: wasm target, Chromium, Go", || join(downloads))?;
+    phases.run("wait: wasm target, Chromium, Go, schemathesis", || {
+        join(downloads)
+    })?;
     phases.run("clippy (frontend, wasm32)", clippy_wasm)?;
     phases.run("wait: trunk, wasm-bindgen-cli", || join(cargo_tools))?;
     let ui = phases.run("UI build (trunk)", || ui::build(false))?;
     let bin = phases.run("one-file binary (UI embedded)", || one_file_binary(&ui))?;
     phases.run("cargo test", || cargo_test(args, &ui, &bin))?;
-    phases.run("fuzzing (30 s a target)", || fuzz::run_all(30).map(drop))
+    phases.run("schemathesis (one-file binary)", || schema::check(&bin))?;
+    phases.run("fuzzing (20 s a target)", || fuzz::run_all(20).map(drop))
 }
 
 fn fmt_check() -> Result<()> {

@@ -23,18 +23,17 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use prost::Message as _;
-use proto::pyroscope::{PushRequest, RawProfileSeries};
+use proto::pyroscope::PushRequest;
 use serde::Serialize;
-use shared::labels::{Labels, NAME_LABEL};
+use shared::labels::Labels;
 
-use super::{ApiError, AppState, ingest::store_profiles, push::insert_sanitized};
+use super::{ApiError, AppState, ingest::store_profiles};
 use crate::{
     ingest::{DEFAULT_MAX_UNCOMPRESSED, IngestOptions, PushItem, check_series_labels},
     scrape::delta::{self, DeltaState},
 };
 
-/// Pyroscope's label saying whether the server should compute deltas.
-pub(crate) const DELTA_LABEL: &str = "__delta__";
+use ::push::labels::series_labels;
 
 /// How many series' delta baselines are kept; the least recently pushed go first.
 const MAX_DELTA_SERIES: usize = 10_000;
@@ -222,7 +221,7 @@ fn labels_key(labels: &Labels) -> u64 {
 
 /// `POST /push.v1.PusherService/Push`: Pyroscope's push, unary Connect.
 #[utoipa::path(post, path = "/push.v1.PusherService/Push", tag = "compat",
-    request_body(content = Vec<u8>, description = "push.v1.PushRequest, protobuf (application/proto) or JSON (application/json), optionally Content-Encoding: gzip", content_type = "application/proto"),
+    request_body(content = Option<super::Binary>, description = "push.v1.PushRequest, protobuf (application/proto) or JSON (application/json), optionally Content-Encoding: gzip; an empty body is the empty request (protobuf's zero-length message)", content_type = "application/proto"),
     responses((status = 200, description = "the empty PushResponse in the request's codec (`{}` in JSON)"),
         (status = 400, body = ConnectError), (status = 401, body = ConnectError),
         (status = 415, description = "neither application/proto nor application/json", body = ConnectError)))]
@@ -323,26 +322,10 @@ fn push_items(
     Ok(items)
 }
 
-/// The Cinder labels of a pushed series, and whether the server computes deltas for it.
-fn series_labels(series: &RawProfileSeries) -> (Labels, bool) {
-    let mut labels = Labels::new();
-    let mut server_delta = true;
-    for label in &series.labels {
-        match label.name.as_str() {
-            NAME_LABEL => {
-                labels.insert(NAME_LABEL, label.value.as_str());
-            }
-            DELTA_LABEL => server_delta = label.value != "false",
-            name => insert_sanitized(&mut labels, name, &label.value),
-        }
-    }
-    (labels, server_delta)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto::pyroscope::LabelPair;
+    use proto::pyroscope::{LabelPair, RawProfileSeries};
 
     #[test]
     fn labels_map_as_pyroscope_does() {

@@ -22,7 +22,7 @@ pub const MAX_BODY_BYTES: usize = 16 << 20;
     params(
         ("__name__" = String, Query, description = "the profile's name, e.g. process_cpu; every other query parameter is a label"),
     ),
-    request_body(content = Vec<u8>, description = "a pprof profile, gzipped or raw (any Content-Type)", content_type = "application/octet-stream"),
+    request_body(content = super::Binary, description = "a pprof profile, gzipped or raw (any Content-Type)", content_type = "application/octet-stream"),
     responses((status = 200, body = IngestSummary),
         (status = 400, description = "an invalid profile or label, a label over a limit (--max-labels-per-series, --max-label-name-length, --max-label-value-length), or a profile time outside the allowed window (field time_nanos)", body = ErrorBody),
         (status = 413, description = "the body is over 16 MiB, or a profile is over a per-profile cap (--max-profile-samples, --max-profile-locations)", body = ErrorBody),

@@ -295,6 +295,13 @@ impl ApiError {
 
 pub use shared::wire::ErrorBody;
 
+/// A request body of raw bytes (pprof, protobuf), documented as `type: string, format:
+/// binary` rather than as an array of numbers.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub(crate) struct Binary(Vec<u8>);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, error, detail, field) = match self {

@@ -157,16 +157,25 @@ struct RpcStatus {
 
 /// `POST /v1development/profiles`: OTLP/HTTP profiles export.
 #[utoipa::path(post, path = "/v1development/profiles", tag = "compat",
-    request_body(content = Vec<u8>, description = "ExportProfilesServiceRequest, protobuf (application/x-protobuf) or OTLP JSON (application/json), optionally Content-Encoding: gzip", content_type = "application/x-protobuf"),
+    request_body(content = super::Binary, description = "ExportProfilesServiceRequest, protobuf (application/x-protobuf) or OTLP JSON (application/json), optionally Content-Encoding: gzip", content_type = "application/x-protobuf"),
     responses((status = 200, description = "ExportProfilesServiceResponse in the request's content type, with partial_success when some profiles were rejected"),
         (status = 400, description = "google.rpc.Status in the request's content type"),
+        (status = 401, description = "google.rpc.Status: the API token is missing or wrong (checked before the content type)"),
+        (status = 413, description = "google.rpc.Status: the body is over the size limit"),
+        (status = 429, description = "google.rpc.Status RESOURCE_EXHAUSTED: the ingest memory budget or the push concurrency limit is reached", headers(("Retry-After" = u64, description = "seconds to wait before retrying"))),
         (status = 415, description = "unsupported content type")))]
 pub(crate) async fn http_export(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let codec = match codec_of(&headers) {
+    // A missing token is answered first (401), whatever the body's content type.
+    let codec = codec_of(&headers);
+    if let Err(err) = state.authorize(&headers) {
+        let shape = *codec.as_ref().unwrap_or(&Codec::Protobuf);
+        return error_response(shape, err.into());
+    }
+    let codec = match codec {
         Ok(codec) => codec,
         Err(err) => return error_response(Codec::Protobuf, err),
     };

@@ -8,15 +8,14 @@
 //! sanitized (`otel_scope_name`), and a label that cannot be saved costs that label,
 //! not the profile.
 
+use ::push::labels::{profile_suffix, pyroscope_labels};
+use ::push::parca::{WriteRawError, WriteRawRequest};
 use axum::{
     Json,
     body::Bytes,
     extract::{Query, State, rejection::BytesRejection},
     http::{HeaderMap, header},
 };
-use base64::Engine as _;
-use serde::Deserialize;
-use shared::labels::{Labels, NAME_LABEL, sanitize_label_name};
 
 use super::{ApiError, AppState, ErrorBody, ingest::store_profiles};
 use crate::ingest::{
@@ -24,22 +23,19 @@ use crate::ingest::{
     pyroscope::{Format, Meta, to_profile},
 };
 
-/// Pyroscope's label for the application name.
-const SERVICE_LABEL: &str = "service_name";
-
 /// `POST /ingest`: Pyroscope's push API: pprof, folded/groups, lines or speedscope.
 #[utoipa::path(post, path = "/ingest", tag = "compat",
     params(
-        ("name" = String, Query, description = "`app.cpu{k=v,…}`"),
+        ("name" = String, Query, description = "`app.cpu{k=v,…}`: an application name, then optionally tags in braces", pattern = "^[^{]*[^{\\s][^{]*(\\{.*\\})?$"),
         ("from" = Option<i64>, Query, description = "unix seconds"),
         ("until" = Option<i64>, Query, description = "unix seconds"),
         ("format" = Option<String>, Query, description = "pprof (default), folded, groups, lines or speedscope; jfr is refused", pattern = "^(pprof|folded|groups|lines|speedscope)$"),
-        ("sampleRate" = Option<u32>, Query, description = "Hz of CPU and wall samples in text formats (default 100)"),
+        ("sampleRate" = Option<u32>, Query, description = "Hz of CPU and wall samples in text formats (default 100)", minimum = 1),
         ("spyName" = Option<String>, Query, description = "the agent, stored as the pyroscope_spy label"),
         ("units" = Option<String>, Query, description = "samples, objects, goroutines, bytes, lock_samples or lock_nanoseconds"),
         ("aggregationType" = Option<String>, Query, description = "sum (default; stored as a delta) or average (a snapshot)"),
     ),
-    request_body(content = Vec<u8>, description = "pprof (raw or multipart with a `profile` part), folded or lines text, or speedscope JSON", content_type = "application/octet-stream"),
+    request_body(content = super::Binary, description = "pprof (raw or multipart with a `profile` part), folded or lines text, or speedscope JSON", content_type = "application/octet-stream"),
     responses((status = 200, body = IngestSummary), (status = 400, body = ErrorBody),
         (status = 413, description = "the body is over 16 MiB, or a profile is over a per-profile cap (--max-profile-samples, --max-profile-locations)", body = ErrorBody),
         (status = 429, description = "the ingest memory budget, the push concurrency limit or --max-series-per-type is reached; nothing of the request was stored", body = ErrorBody, headers(("Retry-After" = u64, description = "seconds to wait before retrying")))))]
@@ -184,80 +180,6 @@ fn sample_rate(value: Option<&str>) -> Result<u32, ApiError> {
     }
 }
 
-/// The profile suffix of a Pyroscope name (`cpu` of `app.cpu{…}`), `""` when the name has
-/// none Cinder knows.
-fn profile_suffix(name: &str) -> &str {
-    let app = name.split('{').next().unwrap_or("").trim();
-    app.rsplit_once('.')
-        .map(|(_, suffix)| suffix)
-        .filter(|suffix| parca_name_of(suffix).is_some())
-        .unwrap_or("")
-}
-
-/// The labels of a Pyroscope `name`: `app.cpu{env=prod,region=eu}` →
-/// `service_name="app"`, `__name__="process_cpu"`, `env`, `region`.
-///
-/// A known profile suffix (`.cpu`, `.alloc_space`, …) picks `__name__` as Parca names
-/// it; without one, the whole name is the service and `__name__` is `process_cpu`, what
-/// Pyroscope's agents push by default.
-pub(crate) fn pyroscope_labels(name: &str) -> Result<Labels, String> {
-    let (app, tags) = match name.find('{') {
-        Some(open) => {
-            let Some(inner) = name[open + 1..].strip_suffix('}') else {
-                return Err(format!("{name:?}: the label list must end with '}}'"));
-            };
-            (&name[..open], inner)
-        }
-        None => (name, ""),
-    };
-    let app = app.trim();
-    if app.is_empty() {
-        return Err(format!("{name:?} has no application name"));
-    }
-    let (service, profile) = match app.rsplit_once('.') {
-        Some((service, suffix)) => match parca_name_of(suffix) {
-            Some(profile) => (service, profile),
-            None => (app, "process_cpu"),
-        },
-        None => (app, "process_cpu"),
-    };
-    let mut labels = Labels::new();
-    for pair in tags.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let Some((key, value)) = pair.split_once('=') else {
-            tracing::debug!(pair, "pyroscope tag without '=' dropped");
-            continue;
-        };
-        insert_sanitized(&mut labels, key.trim(), value.trim());
-    }
-    labels.insert(SERVICE_LABEL, service);
-    labels.insert(NAME_LABEL, profile);
-    Ok(labels)
-}
-
-/// Parca's profile name for a Pyroscope profile suffix.
-fn parca_name_of(suffix: &str) -> Option<&'static str> {
-    Some(match suffix {
-        "cpu" | "itimer" => "process_cpu",
-        "wall" => "wall",
-        "alloc_objects" | "alloc_space" | "inuse_objects" | "inuse_space" => "memory",
-        "goroutines" | "goroutine" => "goroutine",
-        "mutex_count" | "mutex_duration" => "mutex",
-        "block_count" | "block_duration" => "block",
-        _ => return None,
-    })
-}
-
-/// Adds a label under its sanitized name; a name that cannot be sanitized, or a
-/// reserved `__` name, is dropped (and logged) instead of refusing the profile.
-pub(crate) fn insert_sanitized(labels: &mut Labels, name: &str, value: &str) {
-    match sanitize_label_name(name) {
-        Some(clean) if !clean.starts_with("__") => {
-            labels.insert(clean, value);
-        }
-        _ => tracing::debug!(name, "label dropped: not a usable label name"),
-    }
-}
-
 fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
     let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     if !content_type.starts_with("multipart/") {
@@ -282,40 +204,6 @@ async fn multipart_profile(body: Bytes, boundary: String) -> Result<Bytes, ApiEr
         "missing profile",
         "the multipart body has no part named \"profile\"",
     ))
-}
-
-/// Parca's `WriteRawRequest` in protobuf JSON (both `raw_profile` and `rawProfile`).
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub(crate) struct WriteRawRequest {
-    #[serde(default)]
-    series: Vec<RawProfileSeries>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub(crate) struct RawProfileSeries {
-    #[serde(default)]
-    labels: LabelSet,
-    #[serde(default)]
-    samples: Vec<RawSample>,
-}
-
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-pub(crate) struct LabelSet {
-    #[serde(default)]
-    labels: Vec<RawLabel>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub(crate) struct RawLabel {
-    name: String,
-    #[serde(default)]
-    value: String,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub(crate) struct RawSample {
-    #[serde(rename = "rawProfile", alias = "raw_profile", default)]
-    raw_profile: String,
 }
 
 /// `POST /profilestore.v1alpha1.ProfileStoreService/WriteRaw` and
@@ -343,31 +231,18 @@ pub(crate) async fn parca_write_raw(
             format!("{content_type}: Cinder accepts the JSON form of WriteRaw (application/json)"),
         ));
     }
-    let request: WriteRawRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::bad_request("invalid WriteRaw request", e.to_string()))?;
-    let mut profiles = Vec::new();
-    for (s, series) in request.series.iter().enumerate() {
-        let mut labels = Labels::new();
-        for label in &series.labels.labels {
-            if label.name == NAME_LABEL {
-                labels.insert(NAME_LABEL, label.value.as_str());
-            } else {
-                insert_sanitized(&mut labels, &label.name, &label.value);
+    let profiles = ::push::parca::decode(&body)
+        .map_err(|e| match e {
+            WriteRawError::Json(detail) => {
+                ApiError::bad_request("invalid WriteRaw request", detail)
             }
-        }
-        for (i, sample) in series.samples.iter().enumerate() {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(sample.raw_profile.trim())
-                .map_err(|e| {
-                    ApiError::bad_field(
-                        "raw_profile",
-                        "invalid base64",
-                        format!("series[{s}].samples[{i}].raw_profile: {e}"),
-                    )
-                })?;
-            profiles.push(PushItem::new(Bytes::from(raw), labels.clone()));
-        }
-    }
+            e @ WriteRawError::Base64 { .. } => {
+                ApiError::bad_field("raw_profile", "invalid base64", e.to_string())
+            }
+        })?
+        .into_iter()
+        .map(|(labels, raw)| PushItem::new(Bytes::from(raw), labels))
+        .collect();
     store_profiles(&state, profiles, IngestOptions::now()).await?;
     Ok(Json(serde_json::json!({})))
 }
@@ -384,53 +259,4 @@ pub(crate) async fn parca_write_raw_gateway(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     parca_write_raw(state, headers, body).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pyroscope_names_map_to_parca_labels() {
-        let l = pyroscope_labels(
-            "ride-sharing-app.cpu{region=eu-north,otel.scope.name=x, vehicle = car}",
-        )
-        .unwrap();
-        assert_eq!(l.get("service_name"), Some("ride-sharing-app"));
-        assert_eq!(l.get("__name__"), Some("process_cpu"));
-        assert_eq!(l.get("region"), Some("eu-north"));
-        assert_eq!(l.get("otel_scope_name"), Some("x"));
-        assert_eq!(l.get("vehicle"), Some("car"));
-        let l = pyroscope_labels("app.alloc_space").unwrap();
-        assert_eq!(l.get("__name__"), Some("memory"));
-        let l = pyroscope_labels("my.service{}").unwrap();
-        assert_eq!(l.get("service_name"), Some("my.service"));
-        assert_eq!(l.get("__name__"), Some("process_cpu"));
-    }
-
-    #[test]
-    fn bad_pyroscope_names_are_errors_and_bad_tags_are_dropped() {
-        assert!(
-            pyroscope_labels("app{a=b")
-                .unwrap_err()
-                .contains("must end")
-        );
-        assert!(pyroscope_labels("{a=b}").is_err());
-        let l = pyroscope_labels("app{__name__=evil,=x,novalue,9lives=1}").unwrap();
-        assert_eq!(l.get("__name__"), Some("process_cpu"));
-        assert_eq!(l.get("_9lives"), Some("1"));
-        assert_eq!(l.len(), 3);
-    }
-
-    #[test]
-    fn write_raw_json_accepts_both_field_spellings() {
-        let camel: WriteRawRequest = serde_json::from_str(
-            r#"{"normalized":true,"series":[{"labels":{"labels":[{"name":"__name__","value":"parca_agent_cpu"}]},"samples":[{"rawProfile":"AAE=","executableInfo":[]}]}]}"#,
-        )
-        .unwrap();
-        assert_eq!(camel.series[0].samples[0].raw_profile, "AAE=");
-        let snake: WriteRawRequest =
-            serde_json::from_str(r#"{"series":[{"samples":[{"raw_profile":"AAE="}]}]}"#).unwrap();
-        assert_eq!(snake.series[0].samples[0].raw_profile, "AAE=");
-    }
 }

@@ -107,7 +107,7 @@ async fn selected_series(store: &Arc<Store>, p: &Params) -> Result<Vec<u64>, Api
 /// `GET /api/v1/labels?query&start&end`: label names.
 #[utoipa::path(get, path = "/labels", tag = "query",
     params(
-        ("query" = Option<String>, Query, description = "a query selecting series; all series when absent"),
+        ("query" = Option<String>, Query, description = "a query selecting series; all series when absent or empty", pattern = "^$|^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+){4}(:delta)?(\\{([A-Za-z_][A-Za-z0-9_]*((=|!=)\"[^\"\\\\\\n]*\"|(=~|!~)\"[A-Za-z0-9_ -]*\")(, ?[A-Za-z_][A-Za-z0-9_]*((=|!=)\"[^\"\\\\\\n]*\"|(=~|!~)\"[A-Za-z0-9_ -]*\"))*)?\\})?$"),
         ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
         ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
     ),
@@ -132,7 +132,7 @@ pub(crate) async fn labels(
 #[utoipa::path(get, path = "/labels/{name}/values", tag = "query",
     params(
         ("name" = String, Path, description = "a label name"),
-        ("query" = Option<String>, Query, description = "a query selecting series; all series when absent"),
+        ("query" = Option<String>, Query, description = "a query selecting series; all series when absent or empty", pattern = "^$|^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+){4}(:delta)?(\\{([A-Za-z_][A-Za-z0-9_]*((=|!=)\"[^\"\\\\\\n]*\"|(=~|!~)\"[A-Za-z0-9_ -]*\")(, ?[A-Za-z_][A-Za-z0-9_]*((=|!=)\"[^\"\\\\\\n]*\"|(=~|!~)\"[A-Za-z0-9_ -]*\"))*)?\\})?$"),
         ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
         ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
     ),
@@ -241,7 +241,7 @@ pub use shared::wire::{RangePoint, RangeResponse, RangeSeries};
 /// `GET /api/v1/query_range?query&start&end&step&sum_by=a,b`.
 #[utoipa::path(get, path = "/query_range", tag = "query",
     params(
-        ("query" = String, Query, description = "e.g. `process_cpu:samples:count:cpu:nanoseconds:delta{job=\"api\"}`"),
+        ("query" = String, Query, description = "e.g. `process_cpu:samples:count:cpu:nanoseconds:delta{job=\"api\"}`", pattern = "^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+){4}(:delta)?(\\{([A-Za-z_][A-Za-z0-9_]*((=|!=)\"[^\"\\\\\\n]*\"|(=~|!~)\"[A-Za-z0-9_ -]*\")(, ?[A-Za-z_][A-Za-z0-9_]*((=|!=)\"[^\"\\\\\\n]*\"|(=~|!~)\"[A-Za-z0-9_ -]*\"))*)?\\})?$"),
         ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
         ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
         ("step" = Option<String>, Query, description = "bucket width of delta types, e.g. `15s`; at most 11,000 buckets per series (default: about 200)"),
@@ -599,7 +599,7 @@ enum Format {
 /// `GET /api/v1/query?query&mode&start&end&time&report&format`.
 #[utoipa::path(get, path = "/query", tag = "query",
     params(
-        ("query" = Option<String>, Query, description = "the selection (mode merge or single)"),
+        ("query" = Option<String>, Query, description = "the selection (mode merge or single)", pattern = "^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+){4}(:delta)?(\\{([A-Za-z_][A-Za-z0-9_]*((=|!=)\"[^\"\\\\\\n]*\"|(=~|!~)\"[A-Za-z0-9_ -]*\")(, ?[A-Za-z_][A-Za-z0-9_]*((=|!=)\"[^\"\\\\\\n]*\"|(=~|!~)\"[A-Za-z0-9_ -]*\"))*)?\\})?$"),
         ("mode" = Option<String>, Query, description = "merge (default), single or diff", pattern = "^(merge|single|diff)$"),
         ("start" = Option<String>, Query, description = "unix ms or RFC 3339; default: end − 1h", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),
         ("end" = Option<String>, Query, description = "unix ms or RFC 3339; default: now", pattern = "^(|[ \\t\\n\\r]*([+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))[ \\t\\n\\r]*)$"),

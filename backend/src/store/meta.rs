@@ -19,23 +19,9 @@ use super::{
     codec::{Reader, Writer},
 };
 
-/// The sled trees Cinder keeps, in the order of their numeric ids (used in WAL records).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum TreeId {
-    Functions = 0,
-    Mappings = 1,
-    Locations = 2,
-    Stacks = 3,
-    Series = 4,
-    Postings = 5,
-    Types = 6,
-    TypeSeries = 7,
-    Catalog = 8,
-    State = 9,
-    Targets = 10,
-}
+pub use codec::{MetaEntry, TreeId};
 
+/// The sled trees Cinder keeps, by numeric id (used in WAL records), and their names.
 const TREES: [(TreeId, &str); 11] = [
     (TreeId::Functions, "functions"),
     (TreeId::Mappings, "mappings"),
@@ -49,40 +35,6 @@ const TREES: [(TreeId, &str); 11] = [
     (TreeId::State, "state"),
     (TreeId::Targets, "targets"),
 ];
-
-impl TreeId {
-    fn from_u8(v: u8) -> Option<TreeId> {
-        TREES.get(usize::from(v)).map(|(id, _)| *id)
-    }
-}
-
-/// One key/value write into a metadata tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetaEntry {
-    /// Which tree.
-    pub tree: TreeId,
-    /// The key (ids are 8 bytes big-endian).
-    pub key: Vec<u8>,
-    /// The encoded value.
-    pub value: Vec<u8>,
-}
-
-impl MetaEntry {
-    pub(crate) fn encode(&self, w: &mut Writer) {
-        w.u8(self.tree as u8);
-        w.bytes(&self.key);
-        w.bytes(&self.value);
-    }
-
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Option<MetaEntry> {
-        let tree = TreeId::from_u8(r.u8()?)?;
-        Some(MetaEntry {
-            tree,
-            key: r.bytes()?.to_vec(),
-            value: r.bytes()?.to_vec(),
-        })
-    }
-}
 
 /// A function: name as pprof reports it, the mangled name, and its source file.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -136,35 +136,11 @@ pub struct WriteBatch {
 
 impl WriteBatch {
     fn encode(&self) -> Vec<u8> {
-        let mut w = codec::Writer::default();
-        w.u8(WAL_RECORD_VERSION);
-        w.varint(self.meta.entries.len() as u64);
-        for entry in &self.meta.entries {
-            entry.encode(&mut w);
-        }
-        w.varint(self.rows.len() as u64);
-        for (profile_type, columns) in &self.rows {
-            w.str(profile_type);
-            columns.encode(&mut w);
-        }
-        w.buf
+        ::codec::record::encode(&self.meta.entries, &self.rows)
     }
 
     fn decode(bytes: &[u8]) -> Option<(Vec<MetaEntry>, RowsByType)> {
-        let mut r = codec::Reader::new(bytes);
-        if r.u8()? != WAL_RECORD_VERSION {
-            return None;
-        }
-        let n = r.varint()?;
-        let entries = (0..n)
-            .map(|_| MetaEntry::decode(&mut r))
-            .collect::<Option<Vec<_>>>()?;
-        let mut rows = RowsByType::new();
-        for _ in 0..r.varint()? {
-            let profile_type = r.str()?.to_owned();
-            rows.insert(profile_type, Columns::decode(&mut r)?);
-        }
-        Some((entries, rows))
+        ::codec::record::decode(bytes)
     }
 
     /// Rows in this batch.
@@ -173,7 +149,6 @@ impl WriteBatch {
     }
 }
 
-const WAL_RECORD_VERSION: u8 = 1;
 const PART_SUFFIX: &str = ".parquet";
 const TMP_SUFFIX: &str = ".tmp";
 /// How far in the future a profile may be dated.

@@ -462,7 +462,7 @@ fn timestamps(batch: &RecordBatch) -> Vec<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::table::Columns;
+    use crate::store::table::{Columns, IntoBatch as _};
 
     fn rows(rows: &[(u64, u64, i64)]) -> RecordBatch {
         let mut c = Columns::default();

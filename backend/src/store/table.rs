@@ -12,8 +12,6 @@ use arrow::{
     datatypes::{DataType, Field, Schema, SchemaRef},
 };
 
-use super::codec::{Reader, Writer};
-
 /// Column names, shared with the query engine.
 pub mod col {
     pub const PROFILE_TYPE: &str = "profile_type";
@@ -54,57 +52,16 @@ pub static HEAD_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(fields))
 });
 
-/// Rows of one profile type, column by column.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Columns {
-    pub series: Vec<u64>,
-    pub stack: Vec<u64>,
-    pub timestamp: Vec<i64>,
-    pub value: Vec<i64>,
-    pub duration: Vec<i64>,
-    pub period: Vec<i64>,
+pub use codec::{Columns, RowsByType};
+
+/// [`Columns`] as Arrow.
+pub(crate) trait IntoBatch {
+    /// Moves the rows into an Arrow batch of [`HEAD_SCHEMA`].
+    fn into_batch(self) -> RecordBatch;
 }
 
-impl Columns {
-    /// Appends one row.
-    #[inline]
-    pub fn push(
-        &mut self,
-        series: u64,
-        stack: u64,
-        timestamp: i64,
-        value: i64,
-        duration: i64,
-        period: i64,
-    ) {
-        self.series.push(series);
-        self.stack.push(stack);
-        self.timestamp.push(timestamp);
-        self.value.push(value);
-        self.duration.push(duration);
-        self.period.push(period);
-    }
-
-    pub fn len(&self) -> usize {
-        self.series.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
-    }
-
-    /// Appends all rows of `other`.
-    pub fn append(&mut self, other: &Columns) {
-        self.series.extend_from_slice(&other.series);
-        self.stack.extend_from_slice(&other.stack);
-        self.timestamp.extend_from_slice(&other.timestamp);
-        self.value.extend_from_slice(&other.value);
-        self.duration.extend_from_slice(&other.duration);
-        self.period.extend_from_slice(&other.period);
-    }
-
-    /// Moves the rows into an Arrow batch of [`HEAD_SCHEMA`].
-    pub(crate) fn into_batch(self) -> RecordBatch {
+impl IntoBatch for Columns {
+    fn into_batch(self) -> RecordBatch {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from_iter_values(
                 self.series.iter().map(|&v| v as i64),
@@ -120,38 +77,7 @@ impl Columns {
         RecordBatch::try_new(HEAD_SCHEMA.clone(), columns)
             .expect("head columns match the head schema")
     }
-
-    pub(crate) fn encode(&self, w: &mut Writer) {
-        w.varint(self.len() as u64);
-        for i in 0..self.len() {
-            w.u64(self.series[i]);
-            w.u64(self.stack[i]);
-            w.svarint(self.timestamp[i]);
-            w.svarint(self.value[i]);
-            w.svarint(self.duration[i]);
-            w.svarint(self.period[i]);
-        }
-    }
-
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Option<Columns> {
-        let n = r.varint()? as usize;
-        let mut c = Columns::default();
-        for _ in 0..n {
-            c.push(
-                r.u64()?,
-                r.u64()?,
-                r.svarint()?,
-                r.svarint()?,
-                r.svarint()?,
-                r.svarint()?,
-            );
-        }
-        Some(c)
-    }
 }
-
-/// Rows keyed by profile type id.
-pub type RowsByType = BTreeMap<String, Columns>;
 
 /// Per-type batches of [`HEAD_SCHEMA`].
 pub type TypedBatches = BTreeMap<String, Vec<RecordBatch>>;
@@ -257,20 +183,5 @@ impl FrozenHead {
             .flatten()
             .map(RecordBatch::num_rows)
             .sum()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn columns_round_trip_through_the_wal_encoding() {
-        let mut c = Columns::default();
-        c.push(1, 2, 1_700_000_000_000, -5, 10_000_000_000, 10_000_000);
-        c.push(u64::MAX, 0, 0, i64::MAX, 0, 1);
-        let mut w = Writer::default();
-        c.encode(&mut w);
-        assert_eq!(Columns::decode(&mut Reader::new(&w.buf)), Some(c));
     }
 }

@@ -15,10 +15,7 @@ use std::{
 
 use super::io::Io;
 
-/// Frame header: payload length (u32 LE) then CRC32 of the payload (u32 LE).
-const HEADER: usize = 8;
-/// A record larger than this is treated as corruption (ingest bodies are far smaller).
-const MAX_RECORD: usize = 1 << 30;
+use codec::frame;
 
 /// The open log, appending to its newest segment.
 #[derive(Debug)]
@@ -71,10 +68,7 @@ impl Wal {
         if self.torn {
             self.roll_back()?;
         }
-        let mut frame = Vec::with_capacity(HEADER + payload.len());
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-        frame.extend_from_slice(payload);
+        let frame = frame::encode(payload);
         let written = self
             .io
             .write_all(&mut self.file, &frame)
@@ -164,39 +158,19 @@ fn replay_segment(
 ) -> io::Result<usize> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
-    let (mut offset, mut count) = (0, 0);
-    while offset < data.len() {
-        if let Some(payload) = next_record(&data[offset..]) {
-            apply(payload)?;
-            offset += HEADER + payload.len();
-            count += 1;
-            continue;
+    let mut count = 0;
+    for item in frame::Frames::new(&data) {
+        match item {
+            frame::Item::Record { payload, .. } => {
+                apply(payload)?;
+                count += 1;
+            }
+            frame::Item::Skipped { offset, len } => {
+                tracing::warn!(segment = %path.display(), offset, skipped = len, "skipping bytes of the write-ahead log that hold no intact record (a torn append)");
+            }
         }
-        let skipped = resync(&data[offset..]);
-        tracing::warn!(segment = %path.display(), offset, skipped, "skipping bytes of the write-ahead log that hold no intact record (a torn append)");
-        offset += skipped;
     }
     Ok(count)
-}
-
-/// How many bytes of `data` (which does not start with an intact frame) to skip to reach
-/// the next intact frame, or its whole length when there is none.
-fn resync(data: &[u8]) -> usize {
-    (1..data.len())
-        .find(|&i| next_record(&data[i..]).is_some())
-        .unwrap_or(data.len())
-}
-
-/// The payload of the frame at the start of `data`, if it is whole and intact.
-fn next_record(data: &[u8]) -> Option<&[u8]> {
-    let header = data.get(..HEADER)?;
-    let len = u32::from_le_bytes(header[..4].try_into().ok()?) as usize;
-    let crc = u32::from_le_bytes(header[4..].try_into().ok()?);
-    if len > MAX_RECORD || len == 0 {
-        return None;
-    }
-    let payload = data.get(HEADER..HEADER + len)?;
-    (crc32fast::hash(payload) == crc).then_some(payload)
 }
 
 fn segment_path(dir: &Path, seq: u64) -> PathBuf {
@@ -234,6 +208,7 @@ fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use codec::frame::HEADER;
 
     fn read_all(dir: &Path, after: u64) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
