@@ -243,7 +243,7 @@ impl Metrics {
             let gauges: [(&str, &str, u64); 5] = [
                 (
                     "cinder_store_parquet_bytes",
-                    "Bytes of Parquet parts on disk.",
+                    "Bytes of the blocks' files on disk.",
                     s.parquet_bytes,
                 ),
                 (
@@ -258,7 +258,7 @@ impl Metrics {
                 ),
                 (
                     "cinder_store_parts",
-                    "Parquet parts in the catalog.",
+                    "Blocks in the catalog.",
                     s.parts as u64,
                 ),
                 (
@@ -272,6 +272,13 @@ impl Metrics {
                     out,
                     "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
                 );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP cinder_meta_entries Metadata entries in sled (series: in memory; known: the in-memory set of stored ids), by kind.\n# TYPE cinder_meta_entries gauge"
+            );
+            for (kind, n) in s.meta_entries {
+                let _ = writeln!(out, "cinder_meta_entries{{kind=\"{kind}\"}} {n}");
             }
         }
         let queries = self.queries.lock().expect("metrics lock").clone();

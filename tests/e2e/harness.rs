@@ -123,6 +123,21 @@ impl Cinder {
         let _ = self.child.wait();
     }
 
+    /// Stops the process with SIGTERM (it flushes its head first) and waits for it.
+    pub fn terminate(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts again on the same data dir (on a new port) after [`Cinder::terminate`].
+    pub fn start_again(&mut self) {
+        let (child, addr) = spawn(&self.data_dir, &self.args);
+        self.child = child;
+        self.addr = addr;
+    }
+
     /// Kills and starts again on the same data dir (on a new port).
     pub fn restart(&mut self) {
         self.kill();

@@ -21,15 +21,36 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Bytes of the Parquet parts and WAL segments under the data dir.
-fn sample_bytes(data_dir: &Path) -> u64 {
-    ["parts", "wal"]
-        .iter()
-        .filter_map(|d| std::fs::read_dir(data_dir.join(d)).ok())
-        .flatten()
-        .filter_map(|e| e.ok()?.metadata().ok())
-        .map(|m| m.len())
+/// Bytes of the files under `dir`, recursively (0 when missing).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
         .sum()
+}
+
+/// Bytes of the blocks and WAL segments under the data dir.
+fn sample_bytes(data_dir: &Path) -> u64 {
+    dir_bytes(&data_dir.join("blocks")) + dir_bytes(&data_dir.join("wal"))
+}
+
+/// Finished blocks (directories with a `meta.json`) under the data dir.
+fn finished_blocks(data_dir: &Path) -> usize {
+    std::fs::read_dir(data_dir.join("blocks"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().join("meta.json").is_file())
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 fn push(http: &Http, server: &Cinder, job: &str, time_ms: i64, value: i64) -> u16 {
@@ -204,13 +225,7 @@ fn sigterm_flushes_the_head_into_parquet_before_exiting() {
     let http = Http::new();
     let time_ms = now_ms() - 1000;
     assert_eq!(push(&http, &server, "term", time_ms, 9), 200);
-    let parquet_files = |dir: &Path| {
-        std::fs::read_dir(dir.join("parts"))
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-            .count()
-    };
+    let parquet_files = finished_blocks;
     assert_eq!(
         parquet_files(&server.data_dir),
         0,
@@ -235,4 +250,133 @@ fn sigterm_flushes_the_head_into_parquet_before_exiting() {
         9,
         "and nothing twice"
     );
+}
+
+/// What the API answers about the stored real profiles: per profile type, the total and
+/// the top functions; the label names and the values of each.
+fn stored_answers(http: &Http, server: &Cinder) -> Vec<serde_json::Value> {
+    let get = |path: &str| {
+        let resp = http.get(&format!("{}{path}", server.url()), false);
+        assert_eq!(resp.status, 200, "{path}");
+        resp.json()
+    };
+    let types = get(&format!("/api/v1/profile-types?{ALL_TIME}"));
+    let mut answers = vec![types.clone()];
+    let names = get(&format!("/api/v1/labels?{ALL_TIME}"));
+    for name in names.as_array().expect("label names").iter() {
+        let name = name.as_str().unwrap();
+        answers.push(get(&format!("/api/v1/labels/{name}/values?{ALL_TIME}")));
+    }
+    answers.push(names);
+    for t in types.as_array().expect("profile types") {
+        let id = t["id"].as_str().or(t.as_str()).expect("a profile type id");
+        answers.push(top(http, server, &format!("{id}{{}}"), ALL_TIME));
+    }
+    answers
+}
+
+#[test]
+fn the_metadata_store_is_rebuilt_from_the_blocks() {
+    let Some(dir) = crate::harness::shared_pprof_dir() else {
+        return crate::harness::skipped("the shared pprof corpus");
+    };
+    let mut server = Cinder::start(&[]);
+    let http = Http::new();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pprof" || x == "gz"))
+        .collect();
+    files.sort();
+    let mut stored = 0;
+    for (i, path) in files.iter().enumerate() {
+        let url = format!("{}/api/v1/ingest?__name__=real&file=f{i}", server.url());
+        if http.post(&url, std::fs::read(path).unwrap()).status == 200 {
+            stored += 1;
+        }
+    }
+    assert!(stored >= 3, "real profiles were stored: {stored}");
+    let before = stored_answers(&http, &server);
+    server.terminate();
+    assert!(
+        finished_blocks(&server.data_dir) > 0,
+        "SIGTERM flushed the head"
+    );
+    std::fs::remove_dir_all(server.data_dir.join("meta")).unwrap();
+    server.start_again();
+    let after = stored_answers(&http, &server);
+    assert_eq!(before.len(), after.len());
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(b, a);
+    }
+}
+
+/// The value of `cinder_meta_entries{kind="<kind>"}` in `/metrics`.
+fn meta_entries(http: &Http, server: &Cinder, kind: &str) -> u64 {
+    let text = http.get(&format!("{}/metrics", server.url()), false).body;
+    let line = format!("cinder_meta_entries{{kind=\"{kind}\"}} ");
+    String::from_utf8_lossy(&text)
+        .lines()
+        .find_map(|l| l.strip_prefix(&line)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in /metrics"))
+}
+
+#[test]
+fn metadata_of_deleted_blocks_is_collected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("none.yaml");
+    std::fs::write(&config, "scrape_configs: []\n").unwrap();
+    let server = Cinder::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--retention",
+        "10s",
+        "--block-window",
+        "1s",
+        "--head-flush-age",
+        "1s",
+        "--maintain-interval",
+        "1s",
+        "--trash-grace",
+        "1s",
+    ]);
+    let http = Http::new();
+    let values = || {
+        http.get(
+            &format!("{}/api/v1/labels/job/values?{ALL_TIME}", server.url()),
+            false,
+        )
+        .json()
+    };
+    for job in ["gone-a", "gone-b", "gone-c"] {
+        assert_eq!(push(&http, &server, job, now_ms(), 3), 200);
+    }
+    assert_eq!(push(&http, &server, "stay", now_ms(), 1), 200);
+    assert_eq!(
+        values(),
+        serde_json::json!(["gone-a", "gone-b", "gone-c", "stay"])
+    );
+    assert_eq!(meta_entries(&http, &server, "series"), 4);
+    let postings_before = meta_entries(&http, &server, "postings");
+    // Keep one series alive while the others' blocks expire and leave.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while values() != serde_json::json!(["stay"]) && Instant::now() < deadline {
+        assert_eq!(push(&http, &server, "stay", now_ms(), 1), 200);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(
+        values(),
+        serde_json::json!(["stay"]),
+        "expired series are no longer listed"
+    );
+    assert_eq!(meta_entries(&http, &server, "series"), 1);
+    let postings = meta_entries(&http, &server, "postings");
+    assert_eq!(
+        postings * 4,
+        postings_before,
+        "the postings of 3 of 4 series left"
+    );
+    assert!(merged_total(&http, &server, "stay") > 0);
+    assert_eq!(merged_total(&http, &server, "gone-a"), 0);
 }

@@ -143,6 +143,12 @@ impl Io {
         fs::remove_file(path)
     }
 
+    /// Deletes a directory and everything in it.
+    pub fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.check(Op::Remove)?;
+        fs::remove_dir_all(path)
+    }
+
     /// Truncates (or extends) a file to `len` bytes.
     pub fn set_len(&self, file: &File, len: u64) -> io::Result<()> {
         self.check(Op::Truncate)?;

@@ -289,6 +289,18 @@ pub struct Metadata {
     trees: HashMap<TreeId, sled::Tree>,
     known: Mutex<HashSet<(Kind, u64)>>,
     index: RwLock<SeriesIndex>,
+    /// Bumped by every metadata GC (see [`MetaBatch::is_stale`]).
+    epoch: std::sync::atomic::AtomicU64,
+}
+
+/// Ids still in use, by kind (metadata GC keeps these and removes the rest).
+#[derive(Debug, Default)]
+pub struct LiveIds {
+    pub series: HashSet<u64>,
+    pub stacks: HashSet<u64>,
+    pub locations: HashSet<u64>,
+    pub functions: HashSet<u64>,
+    pub mappings: HashSet<u64>,
 }
 
 /// sled's page cache. Its default (1 GiB) let a week of metadata grow the process by
@@ -335,6 +347,7 @@ impl Metadata {
             trees,
             known: Mutex::default(),
             index: RwLock::default(),
+            epoch: Default::default(),
         };
         meta.load_index()?;
         Ok(meta)
@@ -553,6 +566,133 @@ impl Metadata {
         self.read(TreeId::Mappings, id, MappingMeta::decode)
     }
 
+    // ----- metadata GC -----
+
+    /// Adds to `live` the given series and stacks of rows (the head), with the locations,
+    /// functions and mappings their stacks reach (read from sled).
+    pub fn add_reachable(
+        &self,
+        series: impl IntoIterator<Item = u64>,
+        stacks: impl IntoIterator<Item = u64>,
+        live: &mut LiveIds,
+    ) -> Result<(), StoreError> {
+        live.series.extend(series);
+        for stack in stacks {
+            if !live.stacks.insert(stack) {
+                continue;
+            }
+            for location in self.stack(stack)?.unwrap_or_default() {
+                if !live.locations.insert(location) {
+                    continue;
+                }
+                if let Some(loc) = self.location(location)? {
+                    live.functions.extend(loc.lines.iter().map(|(f, _)| *f));
+                    if loc.mapping != 0 {
+                        live.mappings.insert(loc.mapping);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes from sled and memory every series (with its postings and type links),
+    /// stack, location, function and mapping not in `live`, and profile types left without
+    /// series. Bumps the GC epoch, so writes prepared before it are checked again.
+    pub fn collect_garbage(&self, live: &LiveIds) -> Result<usize, StoreError> {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut removed = 0;
+        for (tree, ids) in [
+            (TreeId::Functions, &live.functions),
+            (TreeId::Mappings, &live.mappings),
+            (TreeId::Locations, &live.locations),
+            (TreeId::Stacks, &live.stacks),
+            (TreeId::Series, &live.series),
+        ] {
+            removed += self.remove_where(tree, |key| {
+                key.try_into()
+                    .map(u64::from_be_bytes)
+                    .is_ok_and(|id| !ids.contains(&id))
+            })?;
+        }
+        let dead_series = |key: &[u8]| {
+            key.len() >= 8
+                && !live.series.contains(&u64::from_be_bytes(
+                    key[key.len() - 8..].try_into().expect("8 bytes"),
+                ))
+        };
+        removed += self.remove_where(TreeId::Postings, dead_series)?;
+        removed += self.remove_where(TreeId::TypeSeries, dead_series)?;
+        let mut index = self.index.write().expect("index lock");
+        index.labels.retain(|id, _| live.series.contains(id));
+        for values in index.postings.values_mut() {
+            for ids in values.values_mut() {
+                ids.retain(|id| live.series.contains(id));
+            }
+            values.retain(|_, ids| !ids.is_empty());
+        }
+        index.postings.retain(|_, values| !values.is_empty());
+        for ids in index.by_type.values_mut() {
+            ids.retain(|id| live.series.contains(id));
+        }
+        index.by_type.retain(|_, ids| !ids.is_empty());
+        removed += self.remove_where(TreeId::Types, |key| {
+            std::str::from_utf8(key).is_ok_and(|t| !index.by_type.contains_key(t))
+        })?;
+        drop(index);
+        self.known
+            .lock()
+            .expect("known lock")
+            .retain(|(kind, id)| match kind {
+                Kind::Function => live.functions.contains(id),
+                Kind::Mapping => live.mappings.contains(id),
+                Kind::Location => live.locations.contains(id),
+                Kind::Stack => live.stacks.contains(id),
+            });
+        Ok(removed)
+    }
+
+    fn remove_where(
+        &self,
+        tree: TreeId,
+        dead: impl Fn(&[u8]) -> bool,
+    ) -> Result<usize, StoreError> {
+        let tree = self.tree(tree);
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for key in tree.iter().keys() {
+            let key = key?;
+            if dead(&key) {
+                batch.remove(key);
+                n += 1;
+            }
+        }
+        tree.apply_batch(batch)?;
+        Ok(n)
+    }
+
+    /// The GC epoch: changes whenever [`Metadata::collect_garbage`] runs.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Entries per kind (sled trees; series also in memory), for `/metrics`.
+    pub fn counts(&self) -> [(&'static str, usize); 7] {
+        let n = |t: TreeId| self.tree(t).len();
+        [
+            (
+                "series",
+                self.index.read().expect("index lock").labels.len(),
+            ),
+            ("postings", n(TreeId::Postings)),
+            ("stacks", n(TreeId::Stacks)),
+            ("locations", n(TreeId::Locations)),
+            ("functions", n(TreeId::Functions)),
+            ("mappings", n(TreeId::Mappings)),
+            ("known", self.known.lock().expect("known lock").len()),
+        ]
+    }
+
     // ----- scrape targets created through the API -----
 
     /// Stores (or replaces) the record of an API-created scrape target, durably: the
@@ -646,9 +786,21 @@ fn corrupt(what: &str) -> StoreError {
 pub struct MetaBatch {
     pub(crate) entries: Vec<MetaEntry>,
     staged: HashSet<(TreeId, u64)>,
+    /// The GC epoch when the batch first asked what is stored.
+    epoch: Option<u64>,
 }
 
 impl MetaBatch {
+    fn seen(&mut self, meta: &Metadata) {
+        self.epoch.get_or_insert_with(|| meta.epoch());
+    }
+
+    /// Whether a metadata GC ran since this batch checked what is stored: ids it left out
+    /// as stored may be gone.
+    pub fn is_stale(&self, meta: &Metadata) -> bool {
+        self.epoch.is_some_and(|e| e != meta.epoch())
+    }
+
     fn stage(&mut self, tree: TreeId, id: u64, value: impl FnOnce() -> Vec<u8>) {
         if self.staged.insert((tree, id)) {
             self.entries.push(MetaEntry {
@@ -661,6 +813,7 @@ impl MetaBatch {
 
     /// Adds a function unless stored; returns its id.
     pub fn function(&mut self, meta: &Metadata, f: &FunctionMeta) -> u64 {
+        self.seen(meta);
         let id = f.id();
         if !meta.is_known(Kind::Function, id) {
             self.stage(TreeId::Functions, id, || f.encode());
@@ -670,6 +823,7 @@ impl MetaBatch {
 
     /// Adds a mapping unless stored; returns its id.
     pub fn mapping(&mut self, meta: &Metadata, m: &MappingMeta) -> u64 {
+        self.seen(meta);
         let id = m.id();
         if !meta.is_known(Kind::Mapping, id) {
             self.stage(TreeId::Mappings, id, || m.encode());
@@ -679,6 +833,7 @@ impl MetaBatch {
 
     /// Adds a location unless stored; returns its id.
     pub fn location(&mut self, meta: &Metadata, l: &LocationMeta) -> u64 {
+        self.seen(meta);
         let id = l.id();
         if !meta.is_known(Kind::Location, id) {
             self.stage(TreeId::Locations, id, || l.encode());
@@ -688,6 +843,7 @@ impl MetaBatch {
 
     /// Adds a stack (by its precomputed id) unless stored.
     pub fn stack(&mut self, meta: &Metadata, id: u64, locations: &[u64]) {
+        self.seen(meta);
         if !self.staged.contains(&(TreeId::Stacks, id)) && !meta.is_known(Kind::Stack, id) {
             self.stage(TreeId::Stacks, id, || encode_stack(locations));
         }
@@ -695,6 +851,7 @@ impl MetaBatch {
 
     /// Adds a series and its postings unless stored; returns its id.
     pub fn series(&mut self, meta: &Metadata, labels: &Labels) -> u64 {
+        self.seen(meta);
         let id = series_id(labels);
         if meta.has_series(id) || self.staged.contains(&(TreeId::Series, id)) {
             return id;
@@ -711,6 +868,36 @@ impl MetaBatch {
         id
     }
 
+    /// Whether every id the batch's rows (`series`, `stacks`) and staged entries refer to is
+    /// stored or staged; checked for a stale batch ([`MetaBatch::is_stale`]).
+    pub fn is_whole(&self, meta: &Metadata, series: &HashSet<u64>, stacks: &HashSet<u64>) -> bool {
+        let has = |tree: TreeId, kind: Option<Kind>, id: u64| {
+            self.staged.contains(&(tree, id))
+                || match kind {
+                    Some(kind) => meta.is_known(kind, id),
+                    None => meta.has_series(id),
+                }
+        };
+        let rows_ok = series.iter().all(|&id| has(TreeId::Series, None, id))
+            && stacks
+                .iter()
+                .all(|&id| has(TreeId::Stacks, Some(Kind::Stack), id));
+        rows_ok
+            && self.entries.iter().all(|e| match e.tree {
+                TreeId::Stacks => decode_stack(&e.value).is_some_and(|locs| {
+                    locs.iter()
+                        .all(|&l| has(TreeId::Locations, Some(Kind::Location), l))
+                }),
+                TreeId::Locations => LocationMeta::decode(&e.value).is_some_and(|l| {
+                    (l.mapping == 0 || has(TreeId::Mappings, Some(Kind::Mapping), l.mapping))
+                        && l.lines
+                            .iter()
+                            .all(|&(f, _)| has(TreeId::Functions, Some(Kind::Function), f))
+                }),
+                _ => true,
+            })
+    }
+
     /// New (profile type, series count) pairs this batch records, for series limits.
     pub fn new_type_series(&self) -> Vec<(String, usize)> {
         let mut counts: HashMap<String, usize> = HashMap::new();
@@ -724,6 +911,7 @@ impl MetaBatch {
 
     /// Records that `series` has samples of `profile_type`.
     pub fn type_series(&mut self, meta: &Metadata, profile_type: &str, series: u64) {
+        self.seen(meta);
         let key = type_series_key(profile_type, series);
         let marker = xxhash_rust::xxh3::xxh3_64(&key);
         if meta.has_type_series(profile_type, series)

@@ -1,19 +1,22 @@
-//! The profile store. Metadata (functions, mappings, locations, stacks, series, profile
-//! types, the Parquet catalog) lives in sled ([`meta`]); samples live in a columnar table
-//! ([`table`]): an in-memory Arrow head made durable by a write-ahead log ([`wal`]) and
-//! flushed into immutable, sorted Parquet parts ([`part`]), one per profile type and
-//! aligned time window (`--block-window`). [`compactor`] decides which parts to merge
-//! (only within a window, then whole windows into larger levels) and which to delete for
-//! retention (whole windows that ended before `now − retention`).
+//! The profile store. Samples live in a columnar table ([`table`]): an in-memory Arrow head
+//! made durable by a write-ahead log ([`wal`]) and flushed into immutable, self-contained
+//! blocks ([`block`]): one directory per profile type and aligned time window
+//! (`--block-window`) with the sorted Parquet rows ([`part`]), the symbols they use and a
+//! `meta.json` written last. The meta files are the catalog. Metadata (series and their
+//! postings, stacks, locations, functions, mappings) is indexed in sled ([`meta`]), which
+//! is rebuilt from the blocks' symbol tables when it lacks them. [`compactor`] decides
+//! which blocks to merge (only within a window, then whole windows into larger levels) and
+//! which to delete for retention (whole windows that ended before `now − retention`).
 //!
 //! A write is acknowledged once its WAL record — which carries both its rows and any
 //! metadata it introduces — is synced; a failed append is rolled back. A failed flush keeps
-//! its frozen head visible and its WAL segments on disk, and is retried. Every catalog
-//! change (a flush's new parts with its WAL mark, a compaction's swap, a retention delete)
-//! is one atomic sled batch. On open, leftovers of a crash are cleaned (temporary or
-//! uncatalogued Parquet files) and the WAL after the last flushed segment is replayed.
-//! All file operations go through [`io::Io`], where tests inject faults.
+//! its frozen head visible and its WAL segments on disk, and is retried. A flush's blocks
+//! count once the flushed mark (a file written atomically) covers their WAL segment; a
+//! compacted block supersedes the inputs its `meta.json` names as `sources`. On open, crash
+//! leftovers are cleaned (unfinished, superseded or unflushed blocks) and the WAL after the
+//! mark is replayed. All file operations go through [`io::Io`], where tests inject faults.
 
+pub mod block;
 mod codec;
 pub mod compactor;
 pub mod io;
@@ -29,14 +32,16 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
+use std::collections::HashMap;
+
 use arrow::array::RecordBatch;
+use block::{Block, BlockWriter, Lineage};
 
 use compactor::{Plan, Policy};
 use io::Io;
 pub use meta::{MetaBatch, Metadata};
 use meta::{MetaEntry, TreeId};
 pub use part::{PartMeta, Window};
-use part::{PartStats, PartWriter};
 pub use table::{Columns, RowsByType};
 use table::{FrozenHead, Head};
 use wal::Wal;
@@ -54,6 +59,8 @@ pub enum StoreError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    #[error("metadata this write relied on was garbage-collected while it was prepared; retry it")]
+    Collected,
 }
 
 impl StoreError {
@@ -73,7 +80,10 @@ impl StoreError {
     pub fn is_io(&self) -> bool {
         matches!(
             self,
-            StoreError::Io(_) | StoreError::Sled(sled::Error::Io(_)) | StoreError::Parquet(_)
+            StoreError::Io(_)
+                | StoreError::Sled(sled::Error::Io(_))
+                | StoreError::Parquet(_)
+                | StoreError::Collected
         )
     }
 }
@@ -149,7 +159,8 @@ impl WriteBatch {
     }
 }
 
-const PART_SUFFIX: &str = ".parquet";
+/// The folder of the blocks inside the data dir.
+pub const BLOCKS_DIR: &str = "blocks";
 const TMP_SUFFIX: &str = ".tmp";
 /// How far in the future a profile may be dated.
 pub const MAX_FUTURE: Duration = Duration::from_secs(3600);
@@ -173,8 +184,13 @@ struct Frozen {
 #[derive(Default)]
 struct View {
     parts: Vec<PartMeta>,
+    /// The blocks of `parts`, by ULID.
+    blocks: HashMap<String, Block>,
     frozen: Vec<Frozen>,
 }
+
+/// Called with each block once it is durable and catalogued (see [`Store::set_block_hook`]).
+pub type BlockHook = Arc<dyn Fn(&Block) + Send + Sync>;
 
 /// What a query reads for one profile type: Parquet parts plus in-memory batches.
 #[derive(Debug, Clone)]
@@ -196,6 +212,8 @@ pub struct StoreSizes {
     pub wal_bytes: u64,
     pub parts: usize,
     pub head_rows: usize,
+    /// Metadata entries by kind ([`Metadata::counts`]).
+    pub meta_entries: [(&'static str, usize); 7],
 }
 
 /// The opened store.
@@ -214,27 +232,28 @@ pub struct Store {
     trash: Mutex<Vec<(PathBuf, Instant)>>,
     /// When the last flush failed: writers do not retry it before [`FLUSH_RETRY`] passed.
     flush_failed_at: Mutex<Option<Instant>>,
+    /// Told about every new durable block (the object-storage uploader).
+    block_hook: Mutex<Option<BlockHook>>,
+    /// Whether metadata GC should run (after retention deleted blocks, and once at open).
+    gc_due: std::sync::atomic::AtomicBool,
 }
 
 /// How long after a failed flush writers leave the retry to periodic maintenance.
 const FLUSH_RETRY: Duration = Duration::from_secs(5);
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`, cleaning crash leftovers, converting
-    /// parts of the first format and replaying the WAL.
+    /// Opens (creating if needed) the store in `dir`: cleans crash leftovers, imports the
+    /// symbols of blocks sled does not know (all of them when sled is new), replays the
+    /// WAL and converts parts of earlier formats into blocks.
     pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
-        fs::create_dir_all(dir.join("parts"))?;
+        fs::create_dir_all(dir.join(BLOCKS_DIR))?;
         let meta = Metadata::open(&dir.join("meta"))?;
-        let (parts, legacy) = load_catalog(&meta, &dir.join("parts"))?;
-        let flushed_upto = parts
-            .iter()
-            .map(|p| p.wal_upto)
-            .chain(legacy.iter().map(|(_, upto)| *upto))
-            .max()
-            .unwrap_or(0)
-            .max(read_flushed_upto(&meta)?);
+        let mark = read_mark_file(dir)?.max(read_flushed_upto(&meta)?);
+        let blocks = load_blocks(&dir.join(BLOCKS_DIR), mark)?;
+        import_missing_symbols(&meta, &blocks)?;
+        let legacy = load_legacy_catalog(&meta, &dir.join("parts"))?;
         let mut head = Head::default();
-        let replayed = wal::replay(&dir.join("wal"), flushed_upto, |payload| {
+        let replayed = wal::replay(&dir.join("wal"), mark, |payload| {
             let (entries, rows) = WriteBatch::decode(payload)
                 .ok_or_else(|| std::io::Error::other("undecodable write-ahead-log record"))?;
             meta.apply(&entries).map_err(std::io::Error::other)?;
@@ -243,12 +262,18 @@ impl Store {
         })?;
         let wal = Wal::open_with(&dir.join("wal"), options.io.clone())?;
         tracing::info!(
-            parts = parts.len(),
+            blocks = blocks.len(),
             replayed_records = replayed,
             head_rows = head.rows(),
             "store opened"
         );
         let head_started = (head.rows() > 0).then(Instant::now);
+        let mut view = View::default();
+        for block in blocks {
+            view.parts.push(block.meta.part());
+            view.blocks.insert(block.meta.ulid.clone(), block);
+        }
+        view.parts.sort_by_key(|p| (p.window, p.min_ts));
         let store = Store {
             dir: dir.to_path_buf(),
             policy: options.policy(),
@@ -260,16 +285,17 @@ impl Store {
                 head,
                 head_started,
             }),
-            view: RwLock::new(View {
-                parts,
-                frozen: Vec::new(),
-            }),
+            view: RwLock::new(view),
             maintenance: Mutex::new(()),
             trash: Mutex::default(),
             flush_failed_at: Mutex::default(),
+            block_hook: Mutex::default(),
+            gc_due: true.into(),
         };
-        for (file, wal_upto) in legacy {
-            store.convert_legacy_part(&file, wal_upto)?;
+        // Converted blocks carry the parts' WAL marks, which must not exceed the file's.
+        store.write_flushed_mark(mark)?;
+        for old in &legacy {
+            store.convert_legacy_part(old)?;
         }
         Ok(store)
     }
@@ -297,11 +323,78 @@ impl Store {
         }
         let payload = batch.encode();
         let mut w = self.writable.lock().expect("writable lock");
+        if batch.meta.is_stale(&self.meta) && !self.is_whole(&batch) {
+            return Err(StoreError::Collected);
+        }
         w.wal.append(&payload)?;
         self.meta.apply(&batch.meta.entries)?;
         w.head.append(&batch.rows);
         w.head_started.get_or_insert_with(Instant::now);
         Ok(())
+    }
+
+    /// Whether a batch prepared before a metadata GC still refers only to stored ids.
+    fn is_whole(&self, batch: &WriteBatch) -> bool {
+        let mut series = std::collections::HashSet::new();
+        let mut stacks = std::collections::HashSet::new();
+        for columns in batch.rows.values() {
+            series.extend(columns.series.iter().copied());
+            stacks.extend(columns.stack.iter().copied());
+        }
+        batch.meta.is_whole(&self.meta, &series, &stacks)
+    }
+
+    /// Metadata GC: removes from sled and memory every series, posting, stack, location,
+    /// function and mapping that no catalogued block's symbol tables and no row of the
+    /// head (or of a frozen head, i.e. the WAL) use. Writes are held while it removes.
+    pub fn collect_metadata(&self) -> Result<usize, StoreError> {
+        let _maintenance = self.maintenance.lock().expect("maintenance lock");
+        self.io.check(io::Op::Remove)?;
+        let removed = self.collect_metadata_locked();
+        // Stays due after a failure (nothing was removed, or a later run finishes it).
+        self.gc_due
+            .store(removed.is_err(), std::sync::atomic::Ordering::SeqCst);
+        removed
+    }
+
+    fn collect_metadata_locked(&self) -> Result<usize, StoreError> {
+        let mut live = meta::LiveIds::default();
+        for block in self.blocks() {
+            block::table_ids(&block.dir, 0, &mut live.series)?;
+            block::table_ids(&block.dir, 1, &mut live.stacks)?;
+            block::table_ids(&block.dir, 2, &mut live.locations)?;
+            block::table_ids(&block.dir, 3, &mut live.functions)?;
+            block::table_ids(&block.dir, 4, &mut live.mappings)?;
+        }
+        let mut w = self.writable.lock().expect("writable lock");
+        let (mut series, mut stacks) = (Vec::new(), Vec::new());
+        let view = self.view.read().expect("view lock");
+        let frozen = view
+            .frozen
+            .iter()
+            .flat_map(|f| f.head.types.values().flatten());
+        let types: Vec<String> = w.head.type_ranges().into_iter().map(|(t, ..)| t).collect();
+        let head: Vec<RecordBatch> = types.iter().flat_map(|t| w.head.batches(t)).collect();
+        for batch in head.iter().chain(frozen) {
+            let ids = |c: usize| {
+                batch
+                    .column(c)
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .map(|a| a.values().iter().map(|&v| v as u64).collect::<Vec<_>>())
+                    .unwrap_or_default()
+            };
+            series.extend(ids(0));
+            stacks.extend(ids(1));
+        }
+        drop(view);
+        self.meta.add_reachable(series, stacks, &mut live)?;
+        let removed = self.meta.collect_garbage(&live)?;
+        drop(w);
+        if removed > 0 {
+            tracing::info!(removed, "collected unused metadata");
+        }
+        Ok(removed)
     }
 
     /// Whether the head is due for a flush (by size or age), or a failed one for a retry.
@@ -376,22 +469,19 @@ impl Store {
         Ok(())
     }
 
-    /// Writes one frozen head into parts (one per type and window) and catalogues them
-    /// with its WAL mark in one batch; on failure nothing is catalogued and it stays frozen.
+    /// Writes one frozen head into blocks (one per type and window), then raises the
+    /// flushed mark past its WAL segments; on failure its blocks are deleted and it stays
+    /// frozen.
     fn flush_frozen(&self, frozen: &Frozen) -> Result<Vec<PartMeta>, StoreError> {
-        let mut parts = Vec::new();
+        let mut blocks = Vec::new();
         let written = self
-            .write_head_parts(frozen, &mut parts)
-            .and_then(|()| self.swap_catalog(&parts, &[], Some(frozen.wal_upto)));
+            .write_head_blocks(frozen, &mut blocks)
+            .and_then(|()| self.write_flushed_mark(frozen.wal_upto));
         if let Err(err) = written {
-            self.discard(&parts);
+            self.discard(&blocks);
             return Err(err);
         }
-        {
-            let mut view = self.view.write().expect("view lock");
-            view.frozen.retain(|f| !Arc::ptr_eq(&f.head, &frozen.head));
-            view.parts.extend(parts.iter().cloned());
-        }
+        self.catalogue_flushed(&blocks, frozen);
         // Metadata the WAL carried must be durable before the WAL goes.
         self.meta.flush()?;
         let removed = self
@@ -403,96 +493,135 @@ impl Store {
         if let Err(err) = removed {
             tracing::warn!(%err, "could not delete flushed write-ahead-log segments; a later flush retries");
         }
-        let rows: u64 = parts.iter().map(|p| p.rows).sum();
-        tracing::info!(parts = parts.len(), rows, "flushed head to parquet");
-        Ok(parts)
+        let rows: u64 = blocks.iter().map(|b| b.meta.rows).sum();
+        tracing::info!(blocks = blocks.len(), rows, "flushed head into blocks");
+        self.announce(&blocks);
+        Ok(blocks.iter().map(|b| b.meta.part()).collect())
     }
 
-    fn write_head_parts(&self, frozen: &Frozen, out: &mut Vec<PartMeta>) -> Result<(), StoreError> {
+    fn write_head_blocks(&self, frozen: &Frozen, out: &mut Vec<Block>) -> Result<(), StoreError> {
         let len = self.policy.block_window();
         for (profile_type, batches) in &frozen.head.types {
             for (window, batch) in part::split_by_window(batches, len)? {
-                out.push(
-                    self.write_part(profile_type, window, frozen.wal_upto, |mut w| {
-                        w.write(&batch)?;
-                        w.finish()
-                    })?,
-                );
+                let lineage = Lineage {
+                    wal_upto: frozen.wal_upto,
+                    ..Lineage::default()
+                };
+                out.push(self.write_block(profile_type, window, lineage, |w| w.write(&batch))?);
             }
         }
         Ok(())
     }
 
-    /// Writes a part file (temp name, sync, rename, sync dir) with `fill`; not catalogued.
-    fn write_part(
+    /// Writes a block (rows by `fill`, symbols from sled, `meta.json` last); not yet in
+    /// the view.
+    fn write_block(
         &self,
         profile_type: &str,
         window: Window,
-        wal_upto: u64,
-        fill: impl FnOnce(PartWriter) -> Result<PartStats, StoreError>,
-    ) -> Result<PartMeta, StoreError> {
-        let parts_dir = self.dir.join("parts");
-        let name = format!(
-            "{:020}-{}-{:016x}{PART_SUFFIX}",
-            window.start,
-            window.len,
-            rand_u64()
-        );
-        let tmp = parts_dir.join(format!("{name}{TMP_SUFFIX}"));
-        let final_path = parts_dir.join(&name);
-        let written = PartWriter::create(&tmp, &self.io, profile_type, window)
-            .and_then(fill)
-            .and_then(|stats| {
-                self.io.rename(&tmp, &final_path)?;
-                self.io.sync_dir(&parts_dir)?;
-                Ok(stats)
-            });
-        let stats = match written {
-            Ok(stats) => stats,
-            Err(err) => {
-                let _ = fs::remove_file(&tmp);
-                let _ = fs::remove_file(&final_path);
-                return Err(err);
-            }
-        };
-        Ok(PartMeta {
-            file: name,
-            profile_type: profile_type.to_owned(),
-            window,
-            min_ts: stats.min_ts,
-            max_ts: stats.max_ts,
-            rows: stats.rows,
-            bytes: fs::metadata(&final_path)?.len(),
-            wal_upto,
-        })
+        lineage: Lineage,
+        fill: impl FnOnce(&mut BlockWriter) -> Result<(), StoreError>,
+    ) -> Result<Block, StoreError> {
+        let mut writer = BlockWriter::create(&self.blocks_dir(), &self.io, profile_type, window)?;
+        if let Err(err) = fill(&mut writer) {
+            let _ = fs::remove_dir_all(writer.dir());
+            return Err(err);
+        }
+        writer.finish(&self.meta, lineage)
     }
 
-    /// Deletes files of parts that were written but never catalogued.
-    fn discard(&self, parts: &[PartMeta]) {
-        for part in parts {
-            let _ = fs::remove_file(self.part_path(&part.file));
+    /// Deletes blocks that were written but never catalogued.
+    fn discard(&self, blocks: &[Block]) {
+        for block in blocks {
+            let _ = fs::remove_dir_all(&block.dir);
         }
     }
 
-    /// One atomic catalog change: `added` in, `removed` out, and the WAL mark raised.
-    fn swap_catalog(
-        &self,
-        added: &[PartMeta],
-        removed: &[PartMeta],
-        wal_upto: Option<u64>,
-    ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for part in added {
-            batch.insert(part.file.as_bytes(), part.encode());
+    /// Records durably (temporary file, sync, rename, directory sync) that the WAL up to
+    /// segment `seq` is in blocks; never lowers it.
+    fn write_flushed_mark(&self, seq: u64) -> Result<(), StoreError> {
+        if seq <= read_mark_file(&self.dir)? {
+            return Ok(());
         }
-        for part in removed {
-            batch.remove(part.file.as_bytes());
-        }
-        if let Some(seq) = wal_upto.filter(|&s| s > read_flushed_upto(&self.meta).unwrap_or(0)) {
-            batch.insert(FLUSHED_UPTO_KEY, &seq.to_be_bytes());
-        }
-        self.meta.tree(TreeId::Catalog).apply_batch(batch)?;
+        let tmp = self.dir.join(format!("{FLUSHED_MARK}{TMP_SUFFIX}"));
+        let mut file = self.io.create(&tmp)?;
+        self.io.write_all(&mut file, seq.to_string().as_bytes())?;
+        self.io.sync_all(&file)?;
+        self.io.rename(&tmp, &self.dir.join(FLUSHED_MARK))?;
+        self.io.sync_dir(&self.dir)?;
         Ok(())
+    }
+
+    /// Adds a flush's blocks to the view and drops its frozen head, in one step (so a
+    /// query sees its rows once).
+    fn catalogue_flushed(&self, added: &[Block], frozen: &Frozen) {
+        let mut view = self.view.write().expect("view lock");
+        view.frozen.retain(|f| !Arc::ptr_eq(&f.head, &frozen.head));
+        self.catalogue_in(&mut view, added, &[]);
+    }
+
+    /// Adds blocks to the view (and notes in sled that their symbols are there), removing
+    /// `retired`; their directories go to the trash.
+    fn catalogue(&self, added: &[Block], retired: &[PartMeta]) {
+        let mut view = self.view.write().expect("view lock");
+        self.catalogue_in(&mut view, added, retired);
+    }
+
+    fn catalogue_in(&self, view: &mut View, added: &[Block], retired: &[PartMeta]) {
+        for block in added {
+            let _ = self
+                .meta
+                .tree(TreeId::State)
+                .insert(imported_key(&block.meta.ulid), &[]);
+        }
+        for part in retired {
+            let _ = self
+                .meta
+                .tree(TreeId::State)
+                .remove(imported_key(&part.file));
+        }
+        view.parts
+            .retain(|p| !retired.iter().any(|o| o.file == p.file));
+        for part in retired {
+            view.blocks.remove(&part.file);
+        }
+        for block in added {
+            view.parts.push(block.meta.part());
+            view.blocks.insert(block.meta.ulid.clone(), block.clone());
+        }
+        view.parts.sort_by_key(|p| (p.window, p.min_ts));
+        let mut trash = self.trash.lock().expect("trash lock");
+        trash.extend(
+            retired
+                .iter()
+                .map(|p| (self.block_dir(&p.file), Instant::now())),
+        );
+    }
+
+    /// Tells the block hook (if any) about blocks that just became durable and catalogued.
+    fn announce(&self, blocks: &[Block]) {
+        let hook = self.block_hook.lock().expect("hook lock").clone();
+        if let Some(hook) = hook {
+            for block in blocks {
+                hook(block);
+            }
+        }
+    }
+
+    /// Registers the function called (on the maintenance thread, so it must not block for
+    /// long) with every block once it is durable and catalogued: after a flush, a
+    /// compaction or a conversion. Blocks already there are listed by [`Store::blocks`].
+    pub fn set_block_hook(&self, hook: BlockHook) {
+        *self.block_hook.lock().expect("hook lock") = Some(hook);
+    }
+
+    /// The catalogued blocks.
+    pub fn blocks(&self) -> Vec<Block> {
+        let view = self.view.read().expect("view lock");
+        view.parts
+            .iter()
+            .filter_map(|p| view.blocks.get(&p.file).cloned())
+            .collect()
     }
 
     /// Carries out the merges the compaction policy finds due. Returns how many ran; every
@@ -516,26 +645,51 @@ impl Store {
         first_err.map_or(Ok(done), Err)
     }
 
-    /// One merge: the inputs' rows streamed into a new part, swapped in atomically.
+    /// One merge: the inputs' rows streamed into a new block whose `meta.json` names them
+    /// as its sources (so once it is written they count as gone, also after a crash).
     fn merge(&self, plan: &Plan) -> Result<(), StoreError> {
         let paths: Vec<PathBuf> = plan
             .inputs
             .iter()
-            .map(|p| self.part_path(&p.file))
+            .map(|p| self.block_dir(&p.file).join(block::SAMPLES_FILE))
             .collect();
-        let wal_upto = plan.inputs.iter().map(|p| p.wal_upto).max().unwrap_or(0);
-        let new_part = self.write_part(&plan.profile_type, plan.window, wal_upto, |w| {
+        let lineage = {
+            let view = self.view.read().expect("view lock");
+            let mut sources = Vec::new();
+            for input in &plan.inputs {
+                if let Some(b) = view.blocks.get(&input.file) {
+                    sources.extend(b.meta.sources.iter().cloned());
+                }
+                sources.push(input.file.clone());
+            }
+            sources.sort();
+            sources.dedup();
+            Lineage {
+                level: self.level_of(plan.window.len),
+                sources,
+                wal_upto: plan.inputs.iter().map(|p| p.wal_upto).max().unwrap_or(0),
+                converted_from: None,
+            }
+        };
+        let block = self.write_block(&plan.profile_type, plan.window, lineage, |w| {
             part::merge_parts(&paths, w)
         })?;
-        if let Err(err) = self.retire_parts(&plan.inputs, Some(new_part.clone())) {
-            self.discard(std::slice::from_ref(&new_part));
-            return Err(err);
-        }
-        tracing::info!(merged = plan.inputs.len(), file = %new_part.file, rows = new_part.rows, window_len = plan.window.len, "compacted parts");
+        self.catalogue(std::slice::from_ref(&block), &plan.inputs);
+        tracing::info!(merged = plan.inputs.len(), block = %block.meta.ulid, rows = block.meta.rows, window_len = plan.window.len, "compacted blocks");
+        self.announce(std::slice::from_ref(&block));
         Ok(())
     }
 
-    /// Deletes whole parts whose window ended longer ago than the retention.
+    /// The compaction level of a window length (its index among the policy's levels).
+    fn level_of(&self, len: i64) -> u32 {
+        self.policy
+            .levels
+            .iter()
+            .position(|&l| l == len)
+            .unwrap_or(0) as u32
+    }
+
+    /// Deletes whole blocks whose window ended longer ago than the retention.
     pub fn enforce_retention(&self) -> Result<usize, StoreError> {
         let _maintenance = self.maintenance.lock().expect("maintenance lock");
         let expired = {
@@ -543,54 +697,27 @@ impl Store {
             compactor::expired(&view.parts, self.options.retention, now_ms())
         };
         if !expired.is_empty() {
-            self.retire_parts(&expired, None)?;
-            tracing::info!(parts = expired.len(), "deleted parts past retention");
+            self.catalogue(&[], &expired);
+            self.gc_due.store(true, std::sync::atomic::Ordering::SeqCst);
+            tracing::info!(blocks = expired.len(), "deleted blocks past retention");
         }
         Ok(expired.len())
     }
 
-    /// Removes parts from catalog and view (adding `replacement`) in one catalog batch,
-    /// then queues their files for deletion.
-    fn retire_parts(
-        &self,
-        old: &[PartMeta],
-        replacement: Option<PartMeta>,
-    ) -> Result<(), StoreError> {
-        let added: Vec<PartMeta> = replacement.into_iter().collect();
-        self.swap_catalog(&added, old, None)?;
-        {
-            let mut view = self.view.write().expect("view lock");
-            view.parts.retain(|p| !old.iter().any(|o| o.file == p.file));
-            view.parts.extend(added);
-        }
-        // Queued even if the flush below fails: the trash flushes again before deleting.
-        let mut trash = self.trash.lock().expect("trash lock");
-        trash.extend(
-            old.iter()
-                .map(|p| (self.part_path(&p.file), Instant::now())),
-        );
-        drop(trash);
-        self.meta.flush()?;
-        Ok(())
-    }
-
-    /// Deletes retired part files whose grace period is over (all of them when `all`);
-    /// a file that cannot be deleted stays queued. Nothing is deleted before the catalog
-    /// change that retired it is durable.
+    /// Deletes retired block directories whose grace period is over (all of them when
+    /// `all`): `meta.json` first, so a half-deleted directory counts as unfinished. One
+    /// that cannot be deleted stays queued.
     fn empty_trash(&self, all: bool) -> Result<(), StoreError> {
         let mut trash = self.trash.lock().expect("trash lock");
-        if trash.is_empty() {
-            return Ok(());
-        }
-        self.meta.flush()?;
         let mut first_err = None;
-        trash.retain(|(path, since)| {
+        trash.retain(|(dir, since)| {
             if !all && since.elapsed() < self.options.trash_grace {
                 return true;
             }
-            match self.io.remove_file(path) {
+            let removed = ignore_missing(self.io.remove_file(&dir.join(block::META_FILE)))
+                .and_then(|()| ignore_missing(self.io.remove_dir_all(dir)));
+            match removed {
                 Ok(()) => false,
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
                 Err(err) => {
                     first_err.get_or_insert(err);
                     true
@@ -600,46 +727,81 @@ impl Store {
         first_err.map_or(Ok(()), |e| Err(e.into()))
     }
 
-    /// Rewrites a part of the first format (every type in one file) into parts of the
-    /// current one, swapped in atomically.
-    fn convert_legacy_part(&self, file: &str, wal_upto: u64) -> Result<(), StoreError> {
-        let path = self.part_path(file);
-        let mut parts = Vec::new();
-        let len = self.policy.block_window();
+    /// Rewrites a part of an earlier format (a flat file under `parts/` catalogued in sled)
+    /// into blocks, with its symbols from sled. Blocks an interrupted conversion of the
+    /// same part left are deleted first; the part's catalog entry goes last.
+    fn convert_legacy_part(&self, old: &LegacyPart) -> Result<(), StoreError> {
+        let path = self.dir.join("parts").join(&old.file);
+        let leftovers: Vec<Block> = self
+            .blocks()
+            .into_iter()
+            .filter(|b| b.meta.converted_from.as_deref() == Some(old.file.as_str()))
+            .collect();
+        if !leftovers.is_empty() {
+            let gone: Vec<PartMeta> = leftovers.iter().map(|b| b.meta.part()).collect();
+            self.catalogue(&[], &gone);
+            self.empty_trash(true)?;
+        }
+        let mut blocks = Vec::new();
         let converted = (|| {
-            for (profile_type, batches) in part::read_legacy_part(&path)? {
-                for (window, batch) in part::split_by_window(&batches, len)? {
-                    parts.push(self.write_part(&profile_type, window, wal_upto, |mut w| {
-                        w.write(&batch)?;
-                        w.finish()
-                    })?);
-                }
+            let lineage = Lineage {
+                wal_upto: old.wal_upto,
+                converted_from: Some(old.file.clone()),
+                ..Lineage::default()
+            };
+            match &old.part {
+                Some(part) => blocks.push(self.write_block(
+                    &part.profile_type,
+                    part.window,
+                    Lineage {
+                        level: self.level_of(part.window.len),
+                        ..lineage
+                    },
+                    |w| part::copy_part(&path, w),
+                )?),
+                None => self.convert_first_format(&path, &lineage, &mut blocks)?,
             }
-            let mut batch = sled::Batch::default();
-            for p in &parts {
-                batch.insert(p.file.as_bytes(), p.encode());
-            }
-            batch.remove(file.as_bytes());
-            self.meta.tree(TreeId::Catalog).apply_batch(batch)?;
+            self.meta
+                .tree(TreeId::Catalog)
+                .remove(old.file.as_bytes())?;
             self.meta.flush()?;
             Ok::<_, StoreError>(())
         })();
         if let Err(err) = converted {
-            self.discard(&parts);
+            self.discard(&blocks);
             return Err(err);
         }
-        tracing::info!(
-            file,
-            parts = parts.len(),
-            "converted a part of the first format"
-        );
-        self.view.write().expect("view lock").parts.extend(parts);
+        tracing::info!(file = %old.file, blocks = blocks.len(), "converted a part of an earlier format into blocks");
+        self.catalogue(&blocks, &[]);
         let _ = fs::remove_file(&path);
+        self.announce(&blocks);
         Ok(())
     }
 
-    fn part_path(&self, file: &str) -> PathBuf {
-        self.dir.join("parts").join(file)
+    /// A part of the first format (every type in one file) split by type and window.
+    fn convert_first_format(
+        &self,
+        path: &Path,
+        lineage: &Lineage,
+        out: &mut Vec<Block>,
+    ) -> Result<(), StoreError> {
+        let len = self.policy.block_window();
+        for (profile_type, batches) in part::read_legacy_part(path)? {
+            for (window, batch) in part::split_by_window(&batches, len)? {
+                out.push(
+                    self.write_block(&profile_type, window, lineage.clone(), |w| w.write(&batch))?,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn blocks_dir(&self) -> PathBuf {
+        self.dir.join(BLOCKS_DIR)
+    }
+
+    fn block_dir(&self, ulid: &str) -> PathBuf {
+        self.blocks_dir().join(ulid)
     }
 
     /// What a query over `profile_type` in `[start, end]` (unix ms) reads.
@@ -663,7 +825,12 @@ impl Store {
             .parts
             .iter()
             .filter(|p| p.overlaps(profile_type, start, end))
-            .map(|p| (self.part_path(&p.file), (p.min_ts, p.max_ts)))
+            .map(|p| {
+                (
+                    self.block_dir(&p.file).join(block::SAMPLES_FILE),
+                    (p.min_ts, p.max_ts),
+                )
+            })
             .unzip();
         Snapshot {
             parts,
@@ -715,6 +882,7 @@ impl Store {
             wal_bytes,
             parts: view.parts.len(),
             head_rows,
+            meta_entries: self.meta.counts(),
         }
     }
 
@@ -733,63 +901,163 @@ impl Store {
             step("flush", self.flush().map(drop));
         }
         step("compaction", self.compact().map(drop));
+        if self.gc_due.load(std::sync::atomic::Ordering::SeqCst) {
+            step("metadata gc", self.collect_metadata().map(drop));
+        }
         step("trash", self.empty_trash(false));
         first_err.map_or(Ok(()), Err)
     }
 }
 
-/// Parts of the current format, and (file, wal_upto) of parts of the first format.
-type Catalog = (Vec<PartMeta>, Vec<(String, u64)>);
+/// A part of an earlier format still catalogued in sled: its file under `parts/`, its
+/// catalog entry when of the second format (one type and window; `None`: the first
+/// format, all types in one file) and its WAL mark.
+#[derive(Debug, Clone)]
+struct LegacyPart {
+    file: String,
+    part: Option<PartMeta>,
+    wal_upto: u64,
+}
 
-/// Reads the catalog: parts of the current format, and (file, wal_upto) of parts of the
-/// first format to convert. Deletes temp files and files the catalog does not list, and
-/// drops catalog entries whose file is gone.
-fn load_catalog(meta: &Metadata, parts_dir: &Path) -> Result<Catalog, StoreError> {
+/// Reads the blocks under `blocks`, deleting what a crash left: stray files, directories
+/// without `meta.json`, blocks a finished compaction superseded (named in another's
+/// `sources`), and flushed blocks past the flushed mark (an interrupted flush, whose rows
+/// the WAL still holds).
+fn load_blocks(blocks: &Path, mark: u64) -> Result<Vec<Block>, StoreError> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(blocks)? {
+        let path = entry?.path();
+        if !path.is_dir() {
+            tracing::warn!(file = %path.display(), "removing a stray file among the blocks");
+            fs::remove_file(&path)?;
+            continue;
+        }
+        match Block::open(&path)? {
+            Some(block) => {
+                block.verify(false)?;
+                found.push(block);
+            }
+            None => {
+                tracing::warn!(dir = %path.display(), "removing an unfinished block");
+                fs::remove_dir_all(&path)?;
+            }
+        }
+    }
+    let superseded: std::collections::HashSet<String> = found
+        .iter()
+        .flat_map(|b| b.meta.sources.iter().cloned())
+        .collect();
+    let (keep, drop): (Vec<Block>, Vec<Block>) = found.into_iter().partition(|b| {
+        let unflushed =
+            b.meta.sources.is_empty() && b.meta.converted_from.is_none() && b.meta.wal_upto > mark;
+        !superseded.contains(&b.meta.ulid) && !unflushed
+    });
+    for block in drop {
+        tracing::warn!(block = %block.meta.ulid, "removing a block superseded by a compaction or left by an interrupted flush");
+        fs::remove_dir_all(&block.dir)?;
+    }
+    Ok(keep)
+}
+
+/// The sled key noting that a block's symbols are in sled.
+fn imported_key(ulid: &str) -> Vec<u8> {
+    [b"block\0".as_slice(), ulid.as_bytes()].concat()
+}
+
+/// Imports the symbol tables of blocks sled has no note of (a new or rebuilt sled).
+fn import_missing_symbols(meta: &Metadata, blocks: &[Block]) -> Result<(), StoreError> {
+    let state = meta.tree(TreeId::State);
+    let mut imported = 0;
+    for block in blocks {
+        if state.contains_key(imported_key(&block.meta.ulid))? {
+            continue;
+        }
+        block.verify(true)?;
+        block::import_symbols(block, meta)?;
+        state.insert(imported_key(&block.meta.ulid), &[])?;
+        imported += 1;
+    }
+    if imported > 0 {
+        meta.flush()?;
+        tracing::info!(
+            blocks = imported,
+            "imported block symbols into the metadata store"
+        );
+    }
+    Ok(())
+}
+
+/// Reads the sled catalog of earlier formats. Drops entries whose file is gone and deletes
+/// files under `parts/` it does not list.
+fn load_legacy_catalog(meta: &Metadata, parts_dir: &Path) -> Result<Vec<LegacyPart>, StoreError> {
+    if !parts_dir.is_dir() {
+        return Ok(Vec::new());
+    }
     let catalog = meta.tree(TreeId::Catalog);
-    let (mut parts, mut legacy) = (Vec::new(), Vec::new());
+    let mut legacy = Vec::new();
     for item in catalog.iter() {
         let (key, value) = item?;
         if key.first() == Some(&0) {
             continue; // a marker such as FLUSHED_UPTO_KEY
         }
-        let (file, entry) = match PartMeta::decode(&value) {
-            Some(part) => (part.file.clone(), Some(part)),
+        let old = match PartMeta::decode(&value) {
+            Some(part) => LegacyPart {
+                file: part.file.clone(),
+                wal_upto: part.wal_upto,
+                part: Some(part),
+            },
             None => match part::decode_legacy(&value) {
-                Some((file, upto)) => {
-                    legacy.push((file.clone(), upto));
-                    (file, None)
-                }
+                Some((file, wal_upto)) => LegacyPart {
+                    file,
+                    part: None,
+                    wal_upto,
+                },
                 None => return Err(StoreError::Corrupt("undecodable catalog entry".into())),
             },
         };
-        if !parts_dir.join(&file).is_file() {
-            tracing::error!(file = %file, "a catalogued part is missing; dropping it from the catalog");
+        if !parts_dir.join(&old.file).is_file() {
+            tracing::error!(file = %old.file, "a catalogued part is missing; dropping it from the catalog");
             catalog.remove(&key)?;
-            legacy.retain(|(f, _)| *f != file);
             continue;
         }
-        parts.extend(entry);
+        legacy.push(old);
     }
     for entry in fs::read_dir(parts_dir)? {
         let path = entry?.path();
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned();
-        let listed = parts.iter().any(|p| p.file == name) || legacy.iter().any(|(f, _)| *f == name);
-        if !listed {
+            .unwrap_or_default();
+        if !legacy.iter().any(|p| p.file == name) {
             tracing::warn!(file = %name, "removing a part file left by an interrupted flush or compaction");
             fs::remove_file(&path)?;
         }
     }
-    parts.sort_by_key(|p| (p.window, p.min_ts));
-    Ok((parts, legacy))
+    Ok(legacy)
 }
 
-/// The catalog key of the last WAL segment whose rows are in catalogued parts; it starts
-/// with 0 so it is never a file name. Kept in the catalog tree so that a flush's parts and
-/// its mark are one atomic batch.
+/// The file (in the data dir) holding the last WAL segment whose rows are in blocks.
+const FLUSHED_MARK: &str = "flushed_upto";
+
+fn read_mark_file(dir: &Path) -> Result<u64, StoreError> {
+    match fs::read_to_string(dir.join(FLUSHED_MARK)) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("{FLUSHED_MARK}: {text:?}"))),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn ignore_missing(result: std::io::Result<()>) -> std::io::Result<()> {
+    match result {
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Where the second format kept the flushed mark (sled's catalog tree).
 const FLUSHED_UPTO_KEY: &[u8] = b"\0wal_flushed_upto";
 /// Where the first format kept that mark.
 const LEGACY_FLUSHED_UPTO_KEY: &[u8] = b"wal_flushed_upto";

@@ -33,7 +33,7 @@ use parquet::{
 
 use super::{
     StoreError,
-    codec::{Reader, Writer},
+    codec::Reader,
     io::{Io, IoWriter, WriteFailure},
     table::{HEAD_SCHEMA, TypedBatches},
 };
@@ -93,8 +93,10 @@ const FORMAT_MARKER: u8 = 0;
 const FORMAT_VERSION: u8 = 2;
 
 impl PartMeta {
+    /// The sled catalog value of the second format (tests write such data dirs).
+    #[cfg(test)]
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::default();
+        let mut w = super::codec::Writer::default();
         w.u8(FORMAT_MARKER);
         w.u8(FORMAT_VERSION);
         w.str(&self.file);
@@ -251,9 +253,21 @@ impl PartWriter {
     }
 }
 
+/// Where sorted rows go: a part's file, or a block's samples and symbol ids.
+pub trait RowSink {
+    /// Appends rows that sort after every row written so far.
+    fn write_rows(&mut self, batch: &RecordBatch) -> Result<(), StoreError>;
+}
+
+impl RowSink for PartWriter {
+    fn write_rows(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        self.write(batch)
+    }
+}
+
 /// The I/O error behind a Parquet error when the file's writes failed (so a full disk is
 /// reported as one), else the Parquet error.
-fn io_cause(failure: &WriteFailure, err: parquet::errors::ParquetError) -> StoreError {
+pub(crate) fn io_cause(failure: &WriteFailure, err: parquet::errors::ParquetError) -> StoreError {
     match failure.take() {
         Some(io) => StoreError::Io(io),
         None => StoreError::Parquet(err),
@@ -304,6 +318,17 @@ pub fn split_by_window(
 pub fn read_part(path: &Path) -> Result<Vec<RecordBatch>, StoreError> {
     let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?.build()?;
     Ok(reader.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Streams a sorted part of one type into `out`, [`MERGE_BATCH_ROWS`] rows at a time.
+pub fn copy_part(path: &Path, out: &mut impl RowSink) -> Result<(), StoreError> {
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?
+        .with_batch_size(MERGE_BATCH_ROWS)
+        .build()?;
+    for batch in reader {
+        out.write_rows(&batch?)?;
+    }
+    Ok(())
 }
 
 /// Reads a part of the first format (all types in one file, with a type column) as
@@ -394,7 +419,7 @@ fn open_cursor(path: &PathBuf) -> Result<Option<Cursor>, StoreError> {
 /// Merges sorted parts into `out`, keeping the (series, timestamp, stack) order, reading
 /// and writing [`MERGE_BATCH_ROWS`] rows at a time: memory stays bounded by the number of
 /// inputs times a batch, plus the writer's row group, whatever the size of the inputs.
-pub fn merge_parts(inputs: &[PathBuf], mut out: PartWriter) -> Result<PartStats, StoreError> {
+pub fn merge_parts(inputs: &[PathBuf], out: &mut impl RowSink) -> Result<(), StoreError> {
     let mut cursors = Vec::with_capacity(inputs.len());
     for path in inputs {
         cursors.extend(open_cursor(path)?);
@@ -417,16 +442,15 @@ pub fn merge_parts(inputs: &[PathBuf], mut out: PartWriter) -> Result<PartStats,
             heap.push(Reverse((cursor.key(), i)));
         }
         if picks.len() == MERGE_BATCH_ROWS {
-            emit(&mut out, &mut sources, &mut picks, &mut cursors)?;
+            emit(out, &mut sources, &mut picks, &mut cursors)?;
         }
     }
-    emit(&mut out, &mut sources, &mut picks, &mut cursors)?;
-    out.finish()
+    emit(out, &mut sources, &mut picks, &mut cursors)
 }
 
 /// Writes the picked rows as one batch and forgets the source batches.
 fn emit(
-    out: &mut PartWriter,
+    out: &mut impl RowSink,
     sources: &mut Vec<RecordBatch>,
     picks: &mut Vec<(usize, usize)>,
     cursors: &mut [Cursor],
@@ -440,7 +464,7 @@ fn emit(
             interleave(&arrays, picks)
         })
         .collect::<Result<Vec<ArrayRef>, _>>()?;
-    out.write(&RecordBatch::try_new(HEAD_SCHEMA.clone(), columns)?)?;
+    out.write_rows(&RecordBatch::try_new(HEAD_SCHEMA.clone(), columns)?)?;
     sources.clear();
     picks.clear();
     for cursor in cursors {
@@ -558,8 +582,10 @@ mod tests {
             write(dir.path(), "empty.parquet", &rows(&[])),
         ];
         let out = dir.path().join("out.parquet");
-        let writer = PartWriter::create(&out, &Io::default(), "t", Window::of(0, 1000)).unwrap();
-        let stats = merge_parts(&inputs, writer).unwrap();
+        let mut writer =
+            PartWriter::create(&out, &Io::default(), "t", Window::of(0, 1000)).unwrap();
+        merge_parts(&inputs, &mut writer).unwrap();
+        let stats = writer.finish().unwrap();
         assert_eq!(stats.rows, 2 * n as u64);
         assert_eq!((stats.min_ts, stats.max_ts), (0, 2 * n - 1));
         let merged = concat_batches(&HEAD_SCHEMA, &read_part(&out).unwrap()).unwrap();
@@ -611,8 +637,9 @@ mod tests {
         // Streaming first: memory freed by the other way stays in the allocator's pools.
         let start = std::time::Instant::now();
         let out = dir.path().join("new.parquet");
-        let w = PartWriter::create(&out, &Io::default(), "t", Window::of(0, 1000)).unwrap();
-        let stats = merge_parts(&inputs, w).unwrap();
+        let mut w = PartWriter::create(&out, &Io::default(), "t", Window::of(0, 1000)).unwrap();
+        merge_parts(&inputs, &mut w).unwrap();
+        let stats = w.finish().unwrap();
         let (new_peak, new_time) = (peak_rss_kib(), start.elapsed());
         let start = std::time::Instant::now();
         let all: Vec<RecordBatch> = inputs.iter().flat_map(|p| read_part(p).unwrap()).collect();

@@ -2,6 +2,7 @@
 //! and injected I/O faults.
 
 use super::*;
+use crate::store::table::IntoBatch as _;
 use io::{EIO, ENOSPC, Faults, Op};
 use shared::labels::Labels;
 
@@ -24,8 +25,15 @@ fn batch(store: &Store, job: &str, ts: i64, n: u64) -> WriteBatch {
     b.meta.type_series(&store.meta, TYPE, series);
     let mut cols = Columns::default();
     for i in 0..n {
-        b.meta.stack(&store.meta, i, &[i + 100]);
-        cols.push(series, i, ts, i as i64 + 1, 10_000_000_000, 10_000_000);
+        let location = meta::LocationMeta {
+            mapping: 0,
+            address: i + 100,
+            lines: Vec::new(),
+        };
+        let location = b.meta.location(&store.meta, &location);
+        let stack = meta::stack_id(&[location]);
+        b.meta.stack(&store.meta, stack, &[location]);
+        cols.push(series, stack, ts, i as i64 + 1, 10_000_000_000, 10_000_000);
     }
     b.rows.insert(TYPE.to_owned(), cols);
     b
@@ -58,7 +66,14 @@ fn acknowledged_writes_survive_a_reopen_without_flush() {
     let store = Store::open(dir.path(), opts()).unwrap();
     assert_eq!(total(&store), (10, 55));
     assert_eq!(store.meta.profile_types(), vec![TYPE.to_owned()]);
-    assert_eq!(store.meta.stack(3).unwrap(), Some(vec![103]));
+    let location = meta::LocationMeta {
+        mapping: 0,
+        address: 103,
+        lines: Vec::new(),
+    }
+    .id();
+    let stack = meta::stack_id(&[location]);
+    assert_eq!(store.meta.stack(stack).unwrap(), Some(vec![location]));
 }
 
 #[test]
@@ -102,7 +117,7 @@ fn compaction_merges_parts_and_keeps_every_row() {
     assert_eq!(store.sizes().parts, 1);
     assert_eq!(store.compact().unwrap(), 0, "a single part is left alone");
     assert_eq!(total(&store), (12, 30));
-    let files = || fs::read_dir(dir.path().join("parts")).unwrap().count();
+    let files = || block_dirs(dir.path());
     assert_eq!(
         files(),
         4,
@@ -133,22 +148,62 @@ fn retention_deletes_whole_old_parts() {
     assert_eq!(total(&store), (2, 3));
 }
 
+/// Entries of the blocks folder.
+fn block_dirs(dir: &Path) -> usize {
+    fs::read_dir(dir.join(BLOCKS_DIR)).unwrap().count()
+}
+
+/// Copies a block directory under a new ULID with its meta.json changed by `edit`.
+fn copy_block(block: &Block, edit: impl FnOnce(&mut block::BlockMeta)) -> PathBuf {
+    let mut meta = block.meta.clone();
+    meta.ulid = block::new_ulid();
+    edit(&mut meta);
+    let to = block.dir.parent().unwrap().join(&meta.ulid);
+    fs::create_dir(&to).unwrap();
+    for file in block.files() {
+        fs::copy(&file, to.join(file.file_name().unwrap())).unwrap();
+    }
+    fs::write(
+        to.join(block::META_FILE),
+        serde_json::to_vec(&meta).unwrap(),
+    )
+    .unwrap();
+    to
+}
+
 #[test]
-fn crash_leftovers_are_cleaned_and_uncatalogued_parts_ignored() {
+fn crash_leftovers_are_cleaned_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    {
+    let (flushed, unfinished, stray, superseding, unflushed) = {
         let store = Store::open(dir.path(), opts()).unwrap();
         store.write(batch(&store, "api", 1_000, 4)).unwrap();
-    }
-    // A flush that died after writing its temp file, and one that died after the rename
-    // but before the catalog entry.
-    let parts = dir.path().join("parts");
-    fs::write(parts.join("half.parquet.tmp"), b"PAR1 half").unwrap();
-    fs::write(parts.join("orphan.parquet"), b"not in the catalog").unwrap();
+        store.flush().unwrap();
+        store.write(batch(&store, "db", 2_000, 2)).unwrap();
+        let block = store.blocks().remove(0);
+        let blocks = dir.path().join(BLOCKS_DIR);
+        // A block that died before its meta.json, a stray temporary file, a compaction
+        // that died after writing its output (which names `block` as a source), and a
+        // flush that died before raising the flushed mark.
+        let unfinished = blocks.join(block::new_ulid());
+        fs::create_dir(&unfinished).unwrap();
+        fs::copy(block.samples(), unfinished.join(block::SAMPLES_FILE)).unwrap();
+        let stray = blocks.join("x.tmp");
+        fs::write(&stray, b"half").unwrap();
+        let superseding = copy_block(&block, |m| m.sources = vec![block.meta.ulid.clone()]);
+        let unflushed = copy_block(&block, |m| m.wal_upto = 99);
+        (block.dir, unfinished, stray, superseding, unflushed)
+    };
     let store = Store::open(dir.path(), opts()).unwrap();
-    assert!(!parts.join("half.parquet.tmp").exists());
-    assert!(!parts.join("orphan.parquet").exists());
-    assert_eq!(total(&store), (4, 10), "the WAL still has the rows");
+    for gone in [&flushed, &unfinished, &stray, &unflushed] {
+        assert!(!gone.exists(), "{}", gone.display());
+    }
+    assert!(superseding.exists());
+    assert_eq!(store.blocks().len(), 1);
+    assert_eq!(
+        total(&store),
+        (6, 13),
+        "each row once; the WAL still has the head"
+    );
 }
 
 #[test]
@@ -250,12 +305,7 @@ fn a_failed_flush_keeps_its_rows_durable_and_is_retried() {
         faults.fail(Op::Rename, 1, 1, EIO);
         assert!(store.flush().is_err());
         assert_eq!(total(&store), (14, 65));
-        let parts_dir = dir.path().join("parts");
-        assert_eq!(
-            fs::read_dir(&parts_dir).unwrap().count(),
-            0,
-            "no stray files"
-        );
+        assert_eq!(block_dirs(dir.path()), 0, "no stray blocks");
         // Dropped without a successful flush: only the WAL has the rows.
     }
     let store = faulty(dir.path(), &faults, opts());
@@ -329,7 +379,7 @@ fn a_failed_compaction_changes_nothing_and_succeeds_later() {
         assert!(store.compact().is_err(), "{op:?}");
         assert_eq!(store.sizes().parts, 3);
         assert_eq!(total(&store), (12, 30));
-        assert_eq!(fs::read_dir(dir.path().join("parts")).unwrap().count(), 3);
+        assert_eq!(block_dirs(dir.path()), 3);
     }
     assert_eq!(store.compact().unwrap(), 1);
     assert_eq!(total(&store), (12, 30));
@@ -361,12 +411,12 @@ fn maintenance_steps_run_on_their_own_when_one_fails() {
     assert_eq!(store.sizes().parts, 0, "the expired part left the catalog");
     assert_eq!(total(&store), (2, 3), "the new rows are still there");
     assert!(store.empty_trash(true).is_err());
-    assert_eq!(fs::read_dir(dir.path().join("parts")).unwrap().count(), 1);
+    assert_eq!(block_dirs(dir.path()), 1);
     faults.clear();
     store.empty_trash(true).unwrap();
     store.maintain().unwrap();
     assert_eq!(store.sizes().parts, 1);
-    assert_eq!(fs::read_dir(dir.path().join("parts")).unwrap().count(), 1);
+    assert_eq!(block_dirs(dir.path()), 1);
     drop(store);
     let store = Store::open(dir.path(), options).unwrap();
     assert_eq!(total(&store), (2, 3));
@@ -400,10 +450,15 @@ fn time_bounds_follow_the_retention() {
 fn parts_of_the_first_format_are_converted_on_open() {
     use arrow::array::{ArrayRef, Int64Array, StringArray};
     let dir = tempfile::tempdir().unwrap();
+    let file = "00000000000000000001-0000000000000001.parquet";
     {
         let store = Store::open(dir.path(), opts()).unwrap();
+        // Its symbols, in sled as that format kept them.
+        let symbols = batch(&store, "old", 0, 1);
+        store.meta.apply(&symbols.meta.entries).unwrap();
+        let series = symbols.rows[TYPE].series[0] as i64;
         // A part as the first format wrote it: both types in one file, a type column.
-        let file = "00000000000000000001-0000000000000001.parquet";
+        fs::create_dir_all(dir.path().join("parts")).unwrap();
         let path = dir.path().join("parts").join(file);
         let n = 4;
         let col = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
@@ -412,8 +467,8 @@ fn parts_of_the_first_format_are_converted_on_open() {
             table::LEGACY_PART_SCHEMA.clone(),
             vec![
                 Arc::new(StringArray::from(types)),
-                col(vec![1; n]),
-                col(vec![2; n]),
+                col(vec![series; n]),
+                col(vec![0; n]),
                 col(vec![1_000, 2_000, 3_000, 7_300_000]),
                 col(vec![1, 2, 3, 4]),
                 col(vec![0; n]),
@@ -463,5 +518,146 @@ fn parts_of_the_first_format_are_converted_on_open() {
         ]
     );
     assert_eq!(total(&store), (1, 4));
-    assert_eq!(fs::read_dir(dir.path().join("parts")).unwrap().count(), 3);
+    assert_eq!(fs::read_dir(dir.path().join("parts")).unwrap().count(), 0);
+    assert_eq!(block_dirs(dir.path()), 3);
+    for block in store.blocks() {
+        block.verify(true).unwrap();
+        assert_eq!(block.meta.converted_from.as_deref(), Some(file));
+    }
+    drop(store);
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(total(&store), (1, 4), "converted once");
+}
+
+/// Writes a part as the second format did: a flat file under `parts/` of one type and
+/// window, catalogued in sled, its symbols in sled; the WAL mark in sled's catalog.
+fn write_second_format_part(store: &Store, dir: &Path, job: &str, ts: i64, n: u64) -> PartMeta {
+    let b = batch(store, job, ts, n);
+    store.meta.apply(&b.meta.entries).unwrap();
+    let rows = b.rows[TYPE].clone().into_batch();
+    let file = format!("{:020}-{}.parquet", ts, rand_u64());
+    fs::create_dir_all(dir.join("parts")).unwrap();
+    let window = part::Window::of(ts, store.policy.block_window());
+    let mut w =
+        part::PartWriter::create(&dir.join("parts").join(&file), &store.io, TYPE, window).unwrap();
+    w.write(&part::sort_rows(&rows).unwrap()).unwrap();
+    let stats = w.finish().unwrap();
+    // Everything before the segment being written counts as flushed.
+    let mark = store.writable.lock().unwrap().wal.current_seq() - 1;
+    let meta = PartMeta {
+        file: file.clone(),
+        profile_type: TYPE.to_owned(),
+        window,
+        min_ts: stats.min_ts,
+        max_ts: stats.max_ts,
+        rows: stats.rows,
+        bytes: 1,
+        wal_upto: mark,
+    };
+    let catalog = store.meta.tree(TreeId::Catalog);
+    catalog.insert(file.as_bytes(), meta.encode()).unwrap();
+    catalog
+        .insert(FLUSHED_UPTO_KEY, &mark.to_be_bytes())
+        .unwrap();
+    store.meta.flush().unwrap();
+    meta
+}
+
+#[test]
+fn parts_of_the_second_format_become_blocks_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path(), opts()).unwrap());
+    {
+        let store = Store::open(dir.path(), opts()).unwrap();
+        let part = write_second_format_part(&store, dir.path(), "a", 1_000, 3);
+        assert!(part.wal_upto > 0, "a mark below the WAL being written");
+        write_second_format_part(&store, dir.path(), "b", 9_000_000, 4);
+        // Acknowledged rows after the mark, still in the WAL.
+        store.write(batch(&store, "c", 2_000, 2)).unwrap();
+    }
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(total(&store), (9, 6 + 10 + 3));
+    assert_eq!(store.blocks().len(), 2);
+    assert_eq!(fs::read_dir(dir.path().join("parts")).unwrap().count(), 0);
+    let series: Vec<_> = store
+        .meta
+        .select_series(TYPE, &shared::query::parse_matchers("{}").unwrap());
+    assert_eq!(series.len(), 3);
+    drop(store);
+    // The converted blocks resolve on their own: without sled, the same answers.
+    fs::remove_dir_all(dir.path().join("meta")).unwrap();
+    let store = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(total(&store), (9, 19), "blocks and WAL, once each");
+    let all = shared::query::parse_matchers("{}").unwrap();
+    let ids = store.meta.select_series(TYPE, &all);
+    assert_eq!(store.meta.label_values("job", &ids), vec!["a", "b", "c"]);
+    for block in store.blocks() {
+        let mut stacks = std::collections::HashSet::new();
+        block::table_ids(&block.dir, 1, &mut stacks).unwrap();
+        assert!(!stacks.is_empty());
+        for stack in stacks {
+            assert!(store.meta.stack(stack).unwrap().is_some());
+        }
+    }
+}
+
+/// Metadata entries of one kind ([`Metadata::counts`]).
+fn entries(store: &Store, kind: &str) -> usize {
+    store
+        .meta
+        .counts()
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .unwrap()
+        .1
+}
+
+#[test]
+fn metadata_gc_removes_what_only_deleted_blocks_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = Arc::new(Faults::default());
+    let options = StoreOptions {
+        retention: Duration::from_secs(3600),
+        ..opts()
+    };
+    let store = faulty(dir.path(), &faults, options.clone());
+    store
+        .write(batch(&store, "old", now_ms() - 7_200_000, 5))
+        .unwrap();
+    store.flush().unwrap();
+    store.write(batch(&store, "new", now_ms(), 2)).unwrap();
+    store.collect_metadata().unwrap();
+    assert_eq!(entries(&store, "series"), 2, "nothing unused yet");
+    assert_eq!(entries(&store, "stacks"), 5);
+    assert_eq!(store.enforce_retention().unwrap(), 1);
+    // A failing GC step logs and leaves everything in place.
+    faults.fail(Op::Remove, 1, 1, EIO);
+    assert!(store.maintain().is_err());
+    assert_eq!(entries(&store, "series"), 2);
+    faults.clear();
+    store.maintain().unwrap();
+    assert_eq!(entries(&store, "series"), 1, "the old block's series left");
+    assert_eq!(entries(&store, "stacks"), 2, "the head's stacks stay");
+    assert_eq!(entries(&store, "locations"), 2);
+    assert_eq!(entries(&store, "known"), 4);
+    let all = shared::query::parse_matchers("{}").unwrap();
+    let ids = store.meta.select_series(TYPE, &all);
+    assert_eq!(store.meta.label_values("job", &ids), vec!["new"]);
+    assert_eq!(total(&store), (2, 3));
+    // A write prepared before the GC that relies on an id it removed is refused.
+    let mut stale = batch(&store, "new", now_ms(), 1);
+    let old = batch(&store, "old", now_ms(), 1);
+    store.write(old).unwrap();
+    store.enforce_retention().unwrap();
+    stale.rows.get_mut(TYPE).unwrap().stack[0] = 12345;
+    store.collect_metadata().unwrap();
+    assert!(matches!(store.write(stale), Err(StoreError::Collected)));
+    // What is left still flushes into a whole block and survives a reopen.
+    store.flush().unwrap();
+    drop(store);
+    let store = Store::open(dir.path(), options).unwrap();
+    // The retired block's directory outlived the process (trash grace): it expires again.
+    store.maintain().unwrap();
+    assert_eq!(total(&store), (3, 4));
+    assert_eq!(entries(&store, "series"), 2);
 }
