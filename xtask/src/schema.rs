@@ -61,8 +61,7 @@ pub(crate) fn run() -> Result<()> {
 
 /// `.tools/venv/bin/schemathesis` at [`SCHEMATHESIS_VERSION`], installed if missing.
 fn ensure_schemathesis() -> Result<PathBuf> {
-    let venv = root().join(".tools/venv");
-    let st = venv.join("bin/schemathesis");
+    let st = root().join(".tools/venv/bin/schemathesis");
     let version = output(Command::new(&st).arg("--version")).unwrap_or_default();
     if version.contains(SCHEMATHESIS_VERSION) {
         return Ok(st);
@@ -70,10 +69,7 @@ fn ensure_schemathesis() -> Result<PathBuf> {
     step(&format!(
         "installing schemathesis {SCHEMATHESIS_VERSION} into .tools/venv (once per machine)"
     ));
-    if !venv.join("bin/pip").is_file() {
-        status(Command::new("python3").arg("-m").arg("venv").arg(&venv))
-            .context("python3 -m venv (Debian: apt-get install python3-venv)")?;
-    }
+    let venv = crate::tools::ensure_venv()?;
     status(
         Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])

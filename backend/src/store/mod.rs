@@ -14,6 +14,7 @@
 //! uncatalogued Parquet files) and the WAL after the last flushed segment is replayed.
 //! All file operations go through [`io::Io`], where tests inject faults.
 
+pub mod bucket;
 mod codec;
 pub mod compactor;
 pub mod io;
@@ -97,6 +98,8 @@ pub struct StoreOptions {
     pub trash_grace: Duration,
     /// File operations (tests inject faults here).
     pub io: Io,
+    /// Told of every block once it is durable and catalogued (the bucket uploader).
+    pub on_durable: Option<bucket::OnDurable>,
 }
 
 impl Default for StoreOptions {
@@ -110,6 +113,7 @@ impl Default for StoreOptions {
             compact_max_bytes: 1 << 30,
             trash_grace: Duration::from_secs(60),
             io: Io::default(),
+            on_durable: None,
         }
     }
 }
@@ -428,6 +432,7 @@ impl Store {
         if let Err(err) = removed {
             tracing::warn!(%err, "could not delete flushed write-ahead-log segments; a later flush retries");
         }
+        self.announce(&parts);
         let rows: u64 = parts.iter().map(|p| p.rows).sum();
         tracing::info!(parts = parts.len(), rows, "flushed head to parquet");
         Ok(parts)
@@ -490,6 +495,15 @@ impl Store {
             bytes: fs::metadata(&final_path)?.len(),
             wal_upto,
         })
+    }
+
+    /// Tells [`StoreOptions::on_durable`] of catalogued parts.
+    fn announce(&self, parts: &[PartMeta]) {
+        if let Some(hook) = &self.options.on_durable {
+            for part in parts {
+                hook.announce(&self.part_path(&part.file));
+            }
+        }
     }
 
     /// Deletes files of parts that were written but never catalogued.
@@ -556,6 +570,7 @@ impl Store {
             self.discard(std::slice::from_ref(&new_part));
             return Err(err);
         }
+        self.announce(std::slice::from_ref(&new_part));
         tracing::info!(merged = plan.inputs.len(), file = %new_part.file, rows = new_part.rows, window_len = plan.window.len, "compacted parts");
         Ok(())
     }
