@@ -9,7 +9,10 @@ use backend::{
     config::{Cli, OtlpListen, ScrapeConfig, ScrapeFile, file::Secret},
     metrics::Metrics,
     scrape::{AddressPolicy, ManagerOptions, ScrapeManager},
-    store::{Store, StoreOptions},
+    store::{
+        Store, StoreOptions,
+        bucket::{Bucket, Reach, Uploader},
+    },
     web::UiSource,
 };
 use clap::Parser as _;
@@ -72,19 +75,42 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads the scrape configuration file, with a notice for Parca keys Cinder ignores.
-fn load_config(path: &std::path::Path) -> anyhow::Result<Vec<ScrapeConfig>> {
+/// Reads the configuration file, with a notice for Parca keys Cinder ignores.
+fn load_config(path: &std::path::Path) -> anyhow::Result<ScrapeFile> {
     let file = ScrapeFile::load(path)?;
-    for key in &file.ignored_keys {
+    let bucket_keys = file.object_storage.iter().flat_map(|s| s.ignored());
+    for key in file.ignored_keys.iter().copied().chain(bucket_keys) {
         tracing::info!(key, config = %path.display(), "ignoring a Parca setting Cinder does not use");
     }
     tracing::info!(config = %path.display(), jobs = file.jobs.len(), "scrape configuration loaded");
-    Ok(file.jobs)
+    Ok(file)
+}
+
+/// The bucket of `object_storage`, checked: refused access stops startup, no answer is
+/// an outage (logged; uploads wait for it).
+async fn open_bucket(file: Option<&ScrapeFile>, cli: &Cli) -> anyhow::Result<Option<Uploader>> {
+    let Some(config) = file.and_then(|f| f.object_storage.as_ref()) else {
+        return Ok(None);
+    };
+    let Some(bucket) = Bucket::open(config, &cli.data_dir)? else {
+        tracing::info!(data_dir = %cli.data_dir.display(), "object_storage is a FILESYSTEM bucket in the data dir itself: blocks are already there, nothing to upload");
+        return Ok(None);
+    };
+    match bucket.probe().await? {
+        Reach::Up => tracing::info!(
+            bucket = bucket.target(),
+            "object storage answers; blocks are uploaded as they are written"
+        ),
+        Reach::Down(err) => {
+            tracing::warn!(bucket = bucket.target(), %err, "object storage does not answer (an outage): cinder runs, keeps blocks on local disk and uploads them once it answers")
+        }
+    }
+    Ok(Some(Uploader::new(bucket, &cli.data_dir)))
 }
 
 async fn serve(cli: Cli) -> anyhow::Result<()> {
     // A bad config file stops cinder before it listens.
-    let config = cli.config.as_deref().map(load_config).transpose()?;
+    let mut config = cli.config.as_deref().map(load_config).transpose()?;
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
@@ -109,8 +135,13 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             .into_future(),
     );
     let grpc = serve_otlp_grpc(cli.otlp_grpc_listen, state.clone()).await?;
-    let store = open_store(&cli).await?;
-    let jobs = config.unwrap_or_else(|| {
+    let uploader = open_bucket(config.as_ref(), &cli).await?;
+    let store = open_store(&cli, uploader.as_ref()).await?;
+    if let Some(uploader) = &uploader {
+        metrics.set_bucket(uploader.stats());
+        tokio::spawn(uploader.clone().run());
+    }
+    let jobs = config.take().map(|f| f.jobs).unwrap_or_else(|| {
         tracing::info!(target = %local_addr, "no --config: cinder scrapes its own CPU and heap profiles (job \"cinder\")");
         let mut own = ScrapeConfig::self_scrape(local_addr);
         if let Some(token) = cli.api_token.clone().filter(|t| !t.is_empty()) {
@@ -130,7 +161,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         admission,
         ..ManagerOptions::default()
     };
-    let manager = ScrapeManager::start(store.clone(), metrics, options, jobs)
+    let manager = ScrapeManager::start(store.clone(), metrics.clone(), options, jobs)
         .context("starting the scrape manager")?;
     tokio::spawn(manager.clone().watch_files());
     tokio::spawn(reload_on_sighup(cli.config.clone(), manager.clone()));
@@ -139,12 +170,20 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     tokio::spawn(maintain(store.clone(), cli.maintain_interval));
     tracing::info!("storage opened; cinder is ready");
     let served = server.await.context("the HTTP server task failed")?;
+    // The exit flush and the uploads after it: 30 s at most.
+    let deadline = std::time::Instant::now() + EXIT_BUDGET;
     if let Some(grpc) = grpc {
         grpc.abort();
     }
     flush_on_exit(store).await;
+    if let Some(uploader) = uploader {
+        uploader.drain(deadline).await;
+    }
     served.context("serving HTTP")
 }
+
+/// How long exiting may take for the head flush and the uploads of what is pending.
+const EXIT_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Flushes the head into Parquet before exiting (SIGTERM, Ctrl-C), so the next start
 /// replays nothing. A failure is logged: the WAL still holds every acknowledged row.
@@ -189,7 +228,7 @@ async fn serve_otlp_grpc(
     })))
 }
 
-async fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
+async fn open_store(cli: &Cli, uploader: Option<&Uploader>) -> anyhow::Result<Arc<Store>> {
     let dir = cli.data_dir.clone();
     let options = StoreOptions {
         retention: cli.retention,
@@ -197,6 +236,7 @@ async fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
         flush_rows: cli.head_flush_rows,
         flush_age: cli.head_flush_age,
         trash_grace: cli.trash_grace,
+        on_durable: uploader.map(Uploader::hook),
         ..StoreOptions::default()
     };
     let store = tokio::task::spawn_blocking(move || Store::open(&dir, options))
@@ -244,7 +284,7 @@ async fn reload_on_sighup(config: Option<std::path::PathBuf>, manager: ScrapeMan
                 continue;
             };
             match load_config(path) {
-                Ok(jobs) => manager.set_config(jobs),
+                Ok(file) => manager.set_config(file.jobs),
                 Err(err) => tracing::error!(
                     err = format!("{err:#}"),
                     "config reload failed; keeping the running configuration"

@@ -6,13 +6,13 @@ use std::{
     collections::BTreeMap,
     fmt::Write as _,
     sync::{
-        Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
 
-use crate::store::StoreSizes;
+use crate::store::{StoreSizes, bucket::UploadStats};
 
 /// Upper bounds (seconds) of the scrape duration histogram buckets.
 const SCRAPE_BUCKETS: &[f64] = &[
@@ -112,6 +112,8 @@ pub struct Metrics {
     pushed_profiles: AtomicU64,
     /// Refused requests (and rows that lost a label) by endpoint and reason.
     rejected: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// The bucket uploader's counters, once `object_storage` is configured.
+    bucket: OnceLock<Arc<UploadStats>>,
 }
 
 /// What one finished scrape contributes.
@@ -160,6 +162,11 @@ impl Metrics {
             });
         *m.by_status.entry(status).or_default() += 1;
         m.duration.observe(duration.as_secs_f64());
+    }
+
+    /// Includes the bucket uploader's counters from now on.
+    pub fn set_bucket(&self, stats: Arc<UploadStats>) {
+        let _ = self.bucket.set(stats);
     }
 
     /// The text exposition, with the store's sizes and the targets' health when known.
@@ -280,6 +287,9 @@ impl Metrics {
             for (kind, n) in s.meta_entries {
                 let _ = writeln!(out, "cinder_meta_entries{{kind=\"{kind}\"}} {n}");
             }
+        }
+        if let Some(bucket) = self.bucket.get() {
+            bucket.render(&mut out);
         }
         let queries = self.queries.lock().expect("metrics lock").clone();
         let _ = writeln!(

@@ -375,3 +375,166 @@ pub fn enc(value: &str) -> String {
     }
     out
 }
+
+/// moto's S3 server: `CINDER_E2E_MOTO` (what `cargo xtask test` installs), else the
+/// project's venv `.tools/venv/bin/moto_server`. Never whatever is on PATH.
+pub fn moto_bin() -> Option<PathBuf> {
+    let path = std::env::var_os("CINDER_E2E_MOTO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/venv/bin/moto_server")
+        });
+    path.is_file().then_some(path)
+}
+
+/// A running moto S3 server on a free loopback port; killed when dropped. Its state is
+/// in memory: [`Moto::start_again`] brings up an empty server on the same port.
+pub struct Moto {
+    child: Option<Child>,
+    bin: PathBuf,
+    env: Vec<(String, String)>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl Moto {
+    /// Starts moto (or skips, see [`prerequisite`]) with extra environment variables, e.g.
+    /// `INITIAL_NO_AUTH_ACTION_COUNT=0` to make it check credentials.
+    pub fn start(env: &[(&str, &str)]) -> Option<Moto> {
+        let bin = prerequisite("moto_server (cargo xtask tools installs it)", moto_bin())?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut moto = Moto {
+            child: None,
+            bin,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            port,
+        };
+        moto.start_again();
+        Some(moto)
+    }
+
+    /// `127.0.0.1:PORT`, as Thanos' `endpoint` key wants it.
+    pub fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (its buckets go with it).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts an empty server on the same port and waits until it answers.
+    pub fn start_again(&mut self) {
+        self.stop();
+        let child = Command::new(&self.bin)
+            .args(["-H", "127.0.0.1", "-p", &self.port.to_string()])
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn moto_server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while raw_http::status_of(&format!("http://{}/", self.endpoint())).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not answer within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Creates a bucket (moto takes unsigned requests unless told to check credentials).
+    pub fn create_bucket(&self, http: &Http, name: &str) {
+        let url = format!("http://{}/{name}", self.endpoint());
+        let resp = http.send_with(http.raw().put(url));
+        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    }
+
+    /// `(key, size)` of every object in `bucket` (one page of up to 1000 keys).
+    pub fn list(&self, http: &Http, bucket: &str) -> Vec<(String, u64)> {
+        let url = format!("http://{}/{bucket}?list-type=2", self.endpoint());
+        let resp = http.get(&url, false);
+        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+        let xml = String::from_utf8_lossy(&resp.body).into_owned();
+        assert!(
+            xml.contains("<IsTruncated>false"),
+            "more than one page: {xml}"
+        );
+        xml.split("<Contents>")
+            .skip(1)
+            .map(|c| {
+                (
+                    between(c, "<Key>", "</Key>"),
+                    between(c, "<Size>", "</Size>").parse().expect("size"),
+                )
+            })
+            .collect()
+    }
+
+    /// The bytes of one object, read with the credentials the tests upload with (moto
+    /// keeps objects private to them).
+    pub fn get(&self, _http: &Http, bucket: &str, key: &str) -> Vec<u8> {
+        use object_store::ObjectStoreExt as _;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(format!("http://{}", self.endpoint()))
+            .with_allow_http(true)
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_access_key_id("test")
+            .with_secret_access_key("test")
+            .build()
+            .expect("an S3 client");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let object = store.get(&object_store::path::Path::from(key)).await;
+            let object = object.unwrap_or_else(|e| panic!("GET {key}: {e}"));
+            object.bytes().await.expect("the object's body").to_vec()
+        })
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn between(text: &str, open: &str, close: &str) -> String {
+    let start = text.find(open).expect("open tag") + open.len();
+    let end = start + text[start..].find(close).expect("close tag");
+    text[start..end].to_owned()
+}
+
+/// Starts cinder expecting it to fail; returns its exit code and stderr.
+pub fn start_failing(data_dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(cinder_bin())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--otlp-grpc-listen",
+            "off",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .env("CINDER_LOG_LEVEL", "error")
+        .output()
+        .expect("run cinder");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

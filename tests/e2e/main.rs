@@ -14,6 +14,7 @@
 
 mod agents;
 mod browser;
+mod bucket;
 mod cli;
 mod edge;
 mod fixtures;

@@ -452,7 +452,8 @@ fn the_go_target_is_scraped_with_a_parca_config() {
     };
     let go = GoTarget::start(&script);
     let tmp = tempfile::tempdir().unwrap();
-    // Parca's own shape: object_storage is accepted and ignored; pprof_config defaults apply.
+    // Parca's own shape: its FILESYSTEM bucket (a folder beside the config) gets copies of
+    // the blocks; pprof_config defaults apply.
     let config = write_config(
         tmp.path(),
         &format!(

@@ -128,9 +128,10 @@ fn test(args: &[String]) -> Result<()> {
     let cargo_tools = background(tools::ensure_cargo_tools);
     phases.run("cargo fmt --check", fmt_check)?;
     phases.run("clippy (workspace, native)", clippy_native)?;
-    phases.run("wait: wasm target, Chromium, Go, schemathesis", || {
-        join(downloads)
-    })?;
+    phases.run(
+        "wait: wasm target, Chromium, Go, moto, schemathesis",
+        || join(downloads),
+    )?;
     phases.run("clippy (frontend, wasm32)", clippy_wasm)?;
     phases.run("wait: trunk, wasm-bindgen-cli", || join(cargo_tools))?;
     let ui = phases.run("UI build (trunk)", || ui::build(false))?;
@@ -212,6 +213,7 @@ fn cargo_test(args: &[String], ui: &Path, bin: &Path) -> Result<()> {
         .args(passthrough)
         .env("CINDER_E2E_UI_DIR", ui)
         .env("CINDER_E2E_ONE_FILE_BIN", bin)
+        .env("CINDER_E2E_MOTO", tools::moto_server())
         .env("CINDER_SKIP_LOG", &skip_log)
         // This command installs the browser and Go, so tests needing them must not skip.
         // The real-world corpus beside the repository is required only under CI=true.

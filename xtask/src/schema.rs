@@ -83,7 +83,6 @@ fn schemathesis_bin() -> PathBuf {
 /// `.tools/venv/bin/schemathesis` at [`SCHEMATHESIS_VERSION`], installed if missing
 /// (a second call finds it and returns at once).
 pub(crate) fn ensure_schemathesis() -> Result<()> {
-    let venv = root().join(".tools/venv");
     let st = schemathesis_bin();
     let version = output(Command::new(&st).arg("--version")).unwrap_or_default();
     if version.contains(SCHEMATHESIS_VERSION) {
@@ -92,10 +91,7 @@ pub(crate) fn ensure_schemathesis() -> Result<()> {
     step(&format!(
         "installing schemathesis {SCHEMATHESIS_VERSION} into .tools/venv (once per machine)"
     ));
-    if !venv.join("bin/pip").is_file() {
-        status(Command::new("python3").arg("-m").arg("venv").arg(&venv))
-            .context("python3 -m venv (Debian: apt-get install python3-venv)")?;
-    }
+    let venv = crate::tools::ensure_venv()?;
     status(
         Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])

@@ -1,6 +1,7 @@
 //! Installing what the commands need when it is missing, idempotently and quietly when it
 //! is there: the wasm32 target, trunk and wasm-bindgen-cli (from crates.io, into cargo's
-//! bin folder), Debian's Chromium, chromedriver and Go, and npm's wasm-opt.
+//! bin folder), Debian's Chromium, chromedriver and Go, npm's wasm-opt, and PyPI's moto
+//! (an S3 server for the object-storage tests) into the project's venv `.tools/venv`.
 //!
 //! The two cargo tools take most of a fresh machine's first run, so they build cheaply:
 //! trunk without its default features (TLS for downloads and an update check; the UI is
@@ -43,13 +44,58 @@ pub(crate) fn ensure_cargo_tools() -> Result<()> {
     ensure_cargo_tool("wasm-bindgen", "wasm-bindgen-cli", &bindgen, &[])
 }
 
-/// What the tests run besides cargo: Chromium, chromedriver and Go.
+/// The moto release whose S3 server the object-storage tests start.
+pub(crate) const MOTO_VERSION: &str = "5.2.5";
+
+/// What the tests run besides cargo: Chromium, chromedriver, Go and moto's S3 server
+/// (downloaded at the same time).
 pub(crate) fn ensure_test_tools() -> Result<()> {
-    ensure_debian_packages(&[
+    let moto = std::thread::spawn(ensure_moto);
+    let debian = ensure_debian_packages(&[
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
         ("go", "golang-go"),
-    ])
+    ]);
+    let moto = moto
+        .join()
+        .map_err(|_| anyhow::anyhow!("installing moto panicked"))?;
+    debian.and(moto.map(drop))
+}
+
+/// The project's Python venv, `.tools/venv`, created if missing; returns its folder.
+pub(crate) fn ensure_venv() -> Result<PathBuf> {
+    let venv = root().join(".tools/venv");
+    if !venv.join("bin/pip").is_file() {
+        status(Command::new("python3").arg("-m").arg("venv").arg(&venv))
+            .context("python3 -m venv (Debian: apt-get install python3-venv)")?;
+    }
+    Ok(venv)
+}
+
+/// `moto_server` of [`MOTO_VERSION`] in `.tools/venv` (what the tests get in
+/// `CINDER_E2E_MOTO`); installed from PyPI (`moto[server]`) unless it is there.
+pub(crate) fn moto_server() -> PathBuf {
+    root().join(".tools/venv/bin/moto_server")
+}
+
+fn ensure_moto() -> Result<PathBuf> {
+    let venv = root().join(".tools/venv");
+    let probe = "import importlib.metadata as m; print(m.version('moto'))";
+    let installed =
+        output(Command::new(venv.join("bin/python")).args(["-c", probe])).unwrap_or_default();
+    if installed.trim() == MOTO_VERSION && moto_server().is_file() {
+        return Ok(moto_server());
+    }
+    step(&format!(
+        "installing moto[server] {MOTO_VERSION} into .tools/venv (once per machine)"
+    ));
+    let venv = ensure_venv()?;
+    status(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("moto[server]=={MOTO_VERSION}")),
+    )?;
+    Ok(moto_server())
 }
 
 /// The wasm32 target of rustup.

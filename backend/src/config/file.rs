@@ -2,10 +2,10 @@
 //! unchanged) with Parca's defaults, checked strictly so a typo is a startup error that
 //! names the key and the line.
 //!
-//! Parca's own top-level keys that Cinder has no use for (`object_storage`) are accepted
-//! and reported with a notice, so a real `parca.yaml` loads as it is. File paths in the
-//! file (`file_sd_configs`, `password_file`, `credentials_file`, `ca_file`) are relative to
-//! the file's folder.
+//! Parca's `object_storage` section is read too ([`super::object_storage`]), so a real
+//! `parca.yaml` loads as it is. File paths in the file (`file_sd_configs`,
+//! `password_file`, `credentials_file`, `ca_file`, a FILESYSTEM bucket's `directory`) are
+//! relative to the file's folder.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -14,10 +14,10 @@ use std::{
     time::Duration,
 };
 
-use serde::{Deserialize, de::IgnoredAny};
+use serde::Deserialize;
 use shared::labels::{Labels, is_valid_label_name};
 
-use super::relabel::Rule;
+use super::{object_storage::ObjectStorage, relabel::Rule};
 
 /// Parca's default interval between two scrapes of a target.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
@@ -25,8 +25,8 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 pub const TIMEOUT_SLACK: Duration = Duration::from_secs(3);
 /// Default cap on a scraped (compressed) body.
 pub const DEFAULT_BODY_SIZE_LIMIT: usize = 16 << 20;
-/// Parca's top-level keys that Cinder accepts and ignores.
-pub const IGNORED_PARCA_KEYS: &[&str] = &["object_storage"];
+/// Parca's top-level keys that Cinder accepts and ignores (none today).
+pub const IGNORED_PARCA_KEYS: &[&str] = &[];
 
 /// Parca's profiles when `pprof_config` is absent: (name, path, delta).
 pub const DEFAULT_PROFILES: &[(&str, &str, bool)] = &[
@@ -154,8 +154,8 @@ pub(crate) fn parse_size(text: &str) -> Option<usize> {
 struct RawFile {
     #[serde(default)]
     scrape_configs: Vec<ScrapeConfig>,
-    /// Parca's bucket configuration: accepted, unused.
-    object_storage: Option<IgnoredAny>,
+    /// Parca's bucket configuration.
+    object_storage: Option<ObjectStorage>,
 }
 
 /// One `scrape_configs` entry as written.
@@ -716,6 +716,8 @@ pub struct ScrapeFile {
     pub jobs: Vec<ScrapeConfig>,
     /// Parca keys that were present and are ignored (for a notice).
     pub ignored_keys: Vec<&'static str>,
+    /// Parca's `object_storage` section, checked, when present.
+    pub object_storage: Option<ObjectStorage>,
 }
 
 impl ScrapeFile {
@@ -743,9 +745,10 @@ impl ScrapeFile {
         } else {
             serde_norway::from_str(text).map_err(|e| with_line(text, e.to_string()))?
         };
-        let mut ignored_keys = Vec::new();
-        if raw.object_storage.is_some() {
-            ignored_keys.push(IGNORED_PARCA_KEYS[0]);
+        let ignored_keys = Vec::new();
+        let mut object_storage = raw.object_storage;
+        if let Some(storage) = &mut object_storage {
+            storage.validate(base)?;
         }
         let mut seen = BTreeSet::new();
         let mut jobs = Vec::new();
@@ -761,7 +764,11 @@ impl ScrapeFile {
                 .map_err(|e| format!("scrape_configs[{i}] (job {:?}): {e}{line}", job.job_name))?;
             jobs.push(job);
         }
-        Ok(ScrapeFile { jobs, ignored_keys })
+        Ok(ScrapeFile {
+            jobs,
+            ignored_keys,
+            object_storage,
+        })
     }
 }
 
@@ -899,7 +906,8 @@ scrape_configs:
     #[test]
     fn a_parca_yaml_loads_with_parca_defaults() {
         let file = parse(PARCA_YAML).unwrap();
-        assert_eq!(file.ignored_keys, ["object_storage"]);
+        assert!(file.ignored_keys.is_empty());
+        assert!(file.object_storage.is_some());
         let default = &file.jobs[0];
         assert_eq!(default.interval, Duration::from_secs(1));
         assert_eq!(default.timeout, Duration::from_secs(4), "interval + 3s");

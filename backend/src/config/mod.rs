@@ -2,6 +2,7 @@
 //! scrape configuration file ([`file`], Parca-compatible YAML, with [`relabel`]ling).
 
 pub mod file;
+pub mod object_storage;
 pub mod relabel;
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};

@@ -17,6 +17,7 @@
 //! mark is replayed. All file operations go through [`io::Io`], where tests inject faults.
 
 pub mod block;
+pub mod bucket;
 mod codec;
 pub mod compactor;
 pub mod io;
@@ -107,6 +108,8 @@ pub struct StoreOptions {
     pub trash_grace: Duration,
     /// File operations (tests inject faults here).
     pub io: Io,
+    /// Told of every block once it is durable and catalogued (the bucket uploader).
+    pub on_durable: Option<bucket::OnDurable>,
 }
 
 impl Default for StoreOptions {
@@ -120,6 +123,7 @@ impl Default for StoreOptions {
             compact_max_bytes: 1 << 30,
             trash_grace: Duration::from_secs(60),
             io: Io::default(),
+            on_durable: None,
         }
     }
 }
@@ -601,9 +605,12 @@ impl Store {
     /// Tells the block hook (if any) about blocks that just became durable and catalogued.
     fn announce(&self, blocks: &[Block]) {
         let hook = self.block_hook.lock().expect("hook lock").clone();
-        if let Some(hook) = hook {
-            for block in blocks {
+        for block in blocks {
+            if let Some(hook) = &hook {
                 hook(block);
+            }
+            if let Some(uploader) = &self.options.on_durable {
+                uploader.announce(&block.dir);
             }
         }
     }
