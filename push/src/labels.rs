@@ -48,6 +48,10 @@ pub fn pyroscope_labels(name: &str) -> Result<Labels, String> {
         },
         None => (app, "process_cpu"),
     };
+    if service.trim().is_empty() {
+        // `.wall`: a profile suffix and no application before it.
+        return Err(format!("{name:?} has no application name"));
+    }
     let mut labels = Labels::new();
     for pair in tags.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((key, value)) = pair.split_once('=') else {
@@ -134,6 +138,16 @@ mod tests {
                 .contains("must end")
         );
         assert!(pyroscope_labels("{a=b}").is_err());
+        // Found by the `pyroscope` fuzz target: a suffix alone gave an empty service_name.
+        for name in [".wall", " .cpu{a=b}", ".alloc_space"] {
+            let err = pyroscope_labels(name).unwrap_err();
+            assert!(err.contains("no application name"), "{name:?}: {err}");
+        }
+        assert_eq!(
+            pyroscope_labels(".unknown").unwrap().get("service_name"),
+            Some(".unknown"),
+            "without a known suffix the whole name is the service"
+        );
         let l = pyroscope_labels("app{__name__=evil,=x,novalue,9lives=1}").unwrap();
         assert_eq!(l.get("__name__"), Some("process_cpu"));
         assert_eq!(l.get("_9lives"), Some("1"));
