@@ -641,9 +641,9 @@ fn ingest_hour(path: &Path) -> Result<Hour> {
     let after_flush = store.sizes();
     let components = vec![
         component(
-            "parquet (parts/)",
+            "blocks (blocks/)",
             after_flush.parquet_bytes,
-            &data.path().join("parts"),
+            &data.path().join("blocks"),
         )?,
         component(
             "sled (meta/)",

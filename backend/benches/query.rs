@@ -287,7 +287,7 @@ const TABLE: [(&str, &str); 27] = [
     ("ingest_s", "ingest 3,600 profiles (s)"),
     ("ingest_ms", "  per profile (ms)"),
     ("flush_s", "flushes + compaction, untimed above (s)"),
-    ("parts", "Parquet parts after compaction"),
+    ("parts", "Blocks after compaction"),
     ("row_groups", "  row groups"),
     ("parquet_mb", "  MB on disk"),
     ("merge_hour", "merge hour, 10 targets: p50 / p95 ms"),
