@@ -46,7 +46,7 @@ fn main() {
         Some("tools") => tools::ensure_build_tools().and_then(|_| tools::ensure_test_tools()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | fuzz [SECONDS] | idle-memory [MINUTES] [--bin PATH] [--every SECONDS] | schema | tools>"
+                "usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | fuzz [SECONDS] | idle-memory [MINUTES] [--bin PATH] [--every SECONDS] [--out DIR] | schema | tools>"
             );
             std::process::exit(2);
         }

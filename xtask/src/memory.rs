@@ -1,10 +1,10 @@
-//! `cargo xtask idle-memory [MINUTES] [--bin PATH] [--every SECONDS]`: the resident memory
+//! `cargo xtask idle-memory [MINUTES] [--bin PATH] [--every SECONDS] [--out DIR]`: the resident memory
 //! of a `cinder` binary at idle, the way issue 15 measures it. It starts the binary in an
 //! empty folder (so it scrapes itself), adds the project's Go target
 //! (`tests/targets/go-pprof-target`) through the targets API, opens the UI in headless
 //! Chromium, and samples the server's `VmRSS` every `--every` seconds (default 30) for
 //! MINUTES (default 30). At the end it saves Cinder's own heap profile
-//! (`/debug/pprof/heap`) beside the samples in `target/idle-memory/`, for
+//! (`/debug/pprof/heap`) beside the samples in `--out` (default `target/idle-memory/`), for
 //! `go tool pprof -top`. Every process it starts is killed when it ends, also on failure.
 //!
 //! Without `--bin` it builds `cinder` with the UI embedded in the `ci` profile (release
@@ -29,6 +29,7 @@ struct Options {
     minutes: f64,
     every: Duration,
     bin: Option<PathBuf>,
+    out: PathBuf,
 }
 
 fn parse(args: &[String]) -> Result<Options> {
@@ -36,11 +37,13 @@ fn parse(args: &[String]) -> Result<Options> {
         minutes: 30.0,
         every: Duration::from_secs(30),
         bin: None,
+        out: root().join("target/idle-memory"),
     };
     let mut args = args.iter().filter(|a| *a != "--");
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bin" => options.bin = Some(args.next().context("--bin needs a path")?.into()),
+            "--out" => options.out = args.next().context("--out needs a folder")?.into(),
             "--every" => {
                 let secs: u64 = args.next().context("--every needs seconds")?.parse()?;
                 options.every = Duration::from_secs(secs.max(1));
@@ -64,7 +67,7 @@ pub(crate) fn command(args: &[String]) -> Result<()> {
         }
         None => build_ci_binary()?,
     };
-    let out = root().join("target/idle-memory");
+    let out = options.out.clone();
     std::fs::create_dir_all(&out)?;
     let data = out.join("data");
     let _ = std::fs::remove_dir_all(&data);
