@@ -26,10 +26,12 @@ use arrow_array::{
     UInt16Array, UInt32Array, UInt64Array, types::UInt32Type,
 };
 use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
-use arrow_ipc::{reader::StreamReader, writer::StreamWriter};
+use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 
 use crate::flame::{FlameTree, Frame, Stack, StackSet};
+
+mod read;
 
 /// The media type of an Arrow IPC stream.
 pub const CONTENT_TYPE: &str = "application/vnd.apache.arrow.stream";
@@ -278,15 +280,30 @@ fn nonzero(v: i64) -> Option<i64> {
     (v != 0).then_some(v)
 }
 
-/// Reads a stacks stream written by [`write_stacks`].
+/// Reads a stacks stream written by [`write_stacks`] (with [`read`], not arrow-ipc's
+/// `StreamReader`: see there why).
 pub fn decode_stacks(bytes: &[u8]) -> Result<StacksResponse, IpcError> {
-    let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)?;
-    let meta = read_meta(&reader.schema())?;
+    let stream = read::read_stream(bytes)?;
+    let meta = read_meta(&stream.metadata)?;
+    let position = |name: &str| {
+        stream
+            .fields
+            .iter()
+            .position(|f| f.name == name)
+            .ok_or_else(|| IpcError::Format(format!("column {name} is missing")))
+    };
+    let (frames, stack, value) = (position("frames")?, position("stack")?, position("value")?);
+    let baseline = if meta.diff {
+        Some(position("baseline")?)
+    } else {
+        None
+    };
+    let frame_fields = frame_specs(&stream.fields[frames])?;
     let mut stacks = StackSet::default();
-    for batch in reader {
-        let batch = batch?;
-        read_frame_rows(&batch, &mut stacks.frames)?;
-        read_stack_rows(&batch, meta.diff, &mut stacks.stacks)?;
+    for batch in &stream.batches {
+        read_frame_rows(&batch[frames], &frame_fields, &stream, &mut stacks.frames)?;
+        let baseline = baseline.map(|b| &batch[b]);
+        read_stack_rows(&batch[stack], &batch[value], baseline, &mut stacks.stacks)?;
     }
     let frames = stacks.frames.len();
     let bad = stacks
@@ -302,8 +319,7 @@ pub fn decode_stacks(bytes: &[u8]) -> Result<StacksResponse, IpcError> {
     Ok(StacksResponse { stacks, meta })
 }
 
-fn read_meta(schema: &Schema) -> Result<StacksMeta, IpcError> {
-    let md = schema.metadata();
+fn read_meta(md: &HashMap<String, String>) -> Result<StacksMeta, IpcError> {
     let text = |key: &str| {
         md.get(key)
             .cloned()
@@ -324,83 +340,101 @@ fn read_meta(schema: &Schema) -> Result<StacksMeta, IpcError> {
     })
 }
 
-/// A typed column, or a format error naming it.
-fn downcast<'a, T: Array + 'static>(
-    array: Option<&'a ArrayRef>,
-    name: &str,
-) -> Result<&'a T, IpcError> {
-    array
-        .and_then(|c| c.as_any().downcast_ref::<T>())
-        .ok_or_else(|| IpcError::Format(format!("column {name} is missing or mistyped")))
+/// Where each frame field is in the `frames` item struct: the five dictionary string
+/// fields (dictionary id, key width), then `line` and `address`.
+struct FrameFields {
+    strings: [(usize, i64, usize); 5],
+    line: usize,
+    address: usize,
 }
 
-fn column<'a, T: Array + 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, IpcError> {
-    downcast(batch.column_by_name(name), name)
-}
-
-/// One dictionary string field, resolved per row (null → "").
-struct StringColumn<'a> {
-    keys: &'a UInt32Array,
-    values: &'a StringArray,
-}
-
-impl<'a> StringColumn<'a> {
-    fn of(array: Option<&'a ArrayRef>, name: &str) -> Result<Self, IpcError> {
-        let dict = downcast::<DictionaryArray<UInt32Type>>(array, name)?;
-        let values = dict
-            .values()
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .ok_or_else(|| IpcError::Format(format!("{name} values are not strings")))?;
-        Ok(StringColumn {
-            keys: dict.keys(),
-            values,
-        })
+fn frame_specs(frames: &read::Spec) -> Result<FrameFields, IpcError> {
+    let bad = |what: &str| IpcError::Format(format!("frames: {what}"));
+    let read::Kind::List(item) = &frames.kind else {
+        return Err(bad("not a list"));
+    };
+    let read::Kind::Struct(fields) = &item.kind else {
+        return Err(bad("items are not structs"));
+    };
+    let find = |name: &str| {
+        fields
+            .iter()
+            .position(|f| f.name == name)
+            .ok_or_else(|| bad(&format!("no field {name}")))
+    };
+    let mut strings = [(0, 0, 0); 5];
+    for (slot, name) in strings.iter_mut().zip(STRING_FIELDS) {
+        let at = find(name)?;
+        let (id, width) = fields[at]
+            .dictionary
+            .filter(|_| matches!(fields[at].kind, read::Kind::Utf8))
+            .ok_or_else(|| bad(&format!("{name} is not a dictionary of strings")))?;
+        *slot = (at, id, width);
     }
-
-    fn get(&self, row: usize) -> String {
-        if self.keys.is_null(row) {
-            return String::new();
+    let int = |name: &str, width: usize| {
+        let at = find(name)?;
+        match fields[at].kind {
+            read::Kind::Int(w) if w == width && fields[at].dictionary.is_none() => Ok(at),
+            _ => Err(bad(&format!("{name} is not a {}-byte integer", width))),
         }
-        let key = self.keys.value(row) as usize;
-        if key < self.values.len() {
-            self.values.value(key).to_owned()
-        } else {
-            String::new()
-        }
-    }
+    };
+    Ok(FrameFields {
+        strings,
+        line: int("line", 8)?,
+        address: int("address", 8)?,
+    })
 }
 
 /// Appends the frames of the batch's non-null `frames` rows.
-fn read_frame_rows(batch: &RecordBatch, frames: &mut Vec<Frame>) -> Result<(), IpcError> {
-    let lists = column::<ListArray>(batch, "frames")?;
-    if lists.null_count() == lists.len() {
-        return Ok(());
+fn read_frame_rows(
+    lists: &read::Column<'_>,
+    fields: &FrameFields,
+    stream: &read::Stream<'_>,
+    frames: &mut Vec<Frame>,
+) -> Result<(), IpcError> {
+    let Some(table) = lists.children.first() else {
+        return Err(IpcError::Format("frames: no item column".into()));
+    };
+    let child = |at: usize| {
+        table
+            .children
+            .get(at)
+            .ok_or_else(|| IpcError::Format("frames: a field column is missing".into()))
+    };
+    let empty = Vec::new();
+    let mut strings = Vec::with_capacity(5);
+    for &(at, id, width) in &fields.strings {
+        let values = stream.dictionaries.get(&id).unwrap_or(&empty);
+        strings.push((child(at)?, values, width));
     }
-    let table = downcast::<StructArray>(Some(lists.values()), "frames.item")?;
-    let [function, system_name, file, binary, build_id] =
-        STRING_FIELDS.map(|name| StringColumn::of(table.column_by_name(name), name));
-    let (function, system_name, file, binary, build_id) =
-        (function?, system_name?, file?, binary?, build_id?);
-    let line = downcast::<Int64Array>(table.column_by_name("line"), "line")?;
-    let address = downcast::<UInt64Array>(table.column_by_name("address"), "address")?;
-    let offsets = lists.value_offsets();
-    for row in (0..lists.len()).filter(|&r| lists.is_valid(r)) {
-        let (from, to) = (offsets[row] as usize, offsets[row + 1] as usize);
+    let (line, address) = (child(fields.line)?, child(fields.address)?);
+    let text = |i: usize, field: usize| -> Result<String, IpcError> {
+        let (keys, values, width) = strings[field];
+        if !keys.is_valid(i) {
+            return Ok(String::new());
+        }
+        let key = keys.int(i, width)? as usize;
+        Ok(values.get(key).cloned().unwrap_or_default())
+    };
+    let int = |column: &read::Column<'_>, i: usize| -> Result<u64, IpcError> {
+        if column.is_valid(i) {
+            column.int(i, 8)
+        } else {
+            Ok(0)
+        }
+    };
+    for row in (0..lists.len).filter(|&r| lists.is_valid(r)) {
+        let (from, to) = lists.range(row)?;
         frames.reserve(to - from);
         for i in from..to {
             frames.push(Frame {
-                function: function.get(i),
-                system_name: system_name.get(i),
-                file: file.get(i),
-                line: if line.is_null(i) { 0 } else { line.value(i) },
-                binary: binary.get(i),
-                build_id: build_id.get(i),
-                address: if address.is_null(i) {
-                    0
-                } else {
-                    address.value(i)
-                },
+                function: text(i, 0)?,
+                system_name: text(i, 1)?,
+                file: text(i, 2)?,
+                line: int(line, i)? as i64,
+                binary: text(i, 3)?,
+                build_id: text(i, 4)?,
+                address: int(address, i)?,
             });
         }
     }
@@ -409,29 +443,30 @@ fn read_frame_rows(batch: &RecordBatch, frames: &mut Vec<Frame>) -> Result<(), I
 
 /// Appends the stacks of the batch's non-null `stack` rows.
 fn read_stack_rows(
-    batch: &RecordBatch,
-    diff: bool,
+    stack: &read::Column<'_>,
+    value: &read::Column<'_>,
+    baseline: Option<&read::Column<'_>>,
     stacks: &mut Vec<Stack>,
 ) -> Result<(), IpcError> {
-    let stack = column::<ListArray>(batch, "stack")?;
-    if stack.null_count() == stack.len() {
+    let valid: Vec<usize> = (0..stack.len).filter(|&r| stack.is_valid(r)).collect();
+    if valid.is_empty() {
         return Ok(());
     }
-    let value = column::<Int64Array>(batch, "value")?;
-    let baseline = if diff {
-        Some(column::<Int64Array>(batch, "baseline")?)
-    } else {
-        None
-    };
-    let ids = downcast::<UInt32Array>(Some(stack.values()), "stack.item")?.values();
-    let offsets = stack.value_offsets();
-    stacks.reserve(stack.len());
-    for row in (0..stack.len()).filter(|&r| stack.is_valid(r)) {
-        let (from, to) = (offsets[row] as usize, offsets[row + 1] as usize);
+    let ids = stack
+        .children
+        .first()
+        .ok_or_else(|| IpcError::Format("stack: no item column".into()))?
+        .u32s()?;
+    stacks.reserve(valid.len());
+    for row in valid {
+        let (from, to) = stack.range(row)?;
+        let frames = ids
+            .get(from..to)
+            .ok_or_else(|| IpcError::Format(format!("stack row {row} is past its items")))?;
         stacks.push(Stack {
-            frames: ids[from..to].to_vec(),
-            value: value.value(row),
-            baseline: baseline.map_or(0, |b| b.value(row)),
+            frames: frames.to_vec(),
+            value: value.int(row, 8)? as i64,
+            baseline: baseline.map_or(Ok(0), |b| b.int(row, 8))? as i64,
         });
     }
     Ok(())
@@ -503,6 +538,58 @@ pub fn write_flame_tree<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_ipc::reader::StreamReader;
+
+    /// A typed column, or a format error naming it.
+    fn downcast<'a, T: Array + 'static>(
+        array: Option<&'a ArrayRef>,
+        name: &str,
+    ) -> Result<&'a T, IpcError> {
+        array
+            .and_then(|c| c.as_any().downcast_ref::<T>())
+            .ok_or_else(|| IpcError::Format(format!("column {name} is missing or mistyped")))
+    }
+
+    fn column<'a, T: Array + 'static>(
+        batch: &'a RecordBatch,
+        name: &str,
+    ) -> Result<&'a T, IpcError> {
+        downcast(batch.column_by_name(name), name)
+    }
+
+    /// One dictionary string field, resolved per row (null → "").
+    struct StringColumn<'a> {
+        keys: &'a UInt32Array,
+        values: &'a StringArray,
+    }
+
+    impl<'a> StringColumn<'a> {
+        fn of(array: Option<&'a ArrayRef>, name: &str) -> Result<Self, IpcError> {
+            let dict = downcast::<DictionaryArray<UInt32Type>>(array, name)?;
+            let values = dict
+                .values()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| IpcError::Format(format!("{name} values are not strings")))?;
+            Ok(StringColumn {
+                keys: dict.keys(),
+                values,
+            })
+        }
+
+        fn get(&self, row: usize) -> String {
+            if self.keys.is_null(row) {
+                return String::new();
+            }
+            let key = self.keys.value(row) as usize;
+            if key < self.values.len() {
+                self.values.value(key).to_owned()
+            } else {
+                String::new()
+            }
+        }
+    }
+
     use crate::flame::TreeOptions;
 
     fn sample() -> StackSet {
@@ -615,6 +702,42 @@ mod tests {
         let bytes = write_stacks(Vec::new(), &bad, &meta(false)).unwrap();
         let err = decode_stacks(&bytes).unwrap_err().to_string();
         assert!(err.contains("frame id 99 out of range"), "{err}");
+    }
+
+    #[test]
+    fn every_cut_of_a_stream_is_an_answer_not_a_panic() {
+        let bytes = write_stacks_batched(Vec::new(), &sample(), &meta(true), 2).unwrap();
+        let whole = decode_stacks(&bytes).unwrap();
+        for cut in 0..bytes.len() {
+            if let Ok(part) = decode_stacks(&bytes[..cut]) {
+                assert!(part.stacks.stacks.len() <= whole.stacks.stacks.len());
+            }
+        }
+        let mut flipped = bytes.clone();
+        for i in (0..flipped.len()).step_by(7) {
+            flipped[i] ^= 0x5a;
+            let _ = decode_stacks(&flipped);
+            flipped[i] ^= 0x5a;
+        }
+    }
+
+    #[test]
+    fn streams_of_other_types_are_format_errors() {
+        let schema = Arc::new(Schema::new_with_metadata(
+            vec![Field::new("value", DataType::Float64, true)],
+            meta_map(&meta(false)),
+        ));
+        let mut out = StreamWriter::try_new(Vec::new(), &schema).unwrap();
+        out.finish().unwrap();
+        let err = decode_stacks(&out.into_inner().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("field value has type"), "{err}");
+        let tree = FlameTree::build(&sample(), TreeOptions::default());
+        let bytes = write_flame_tree(Vec::new(), &tree, &meta(false)).unwrap();
+        let err = decode_stacks(&bytes).unwrap_err();
+        assert!(
+            err.to_string().contains("column frames is missing"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -32,6 +32,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use crate::tools::WASM_TARGET;
 
 mod fuzz;
+mod memory;
 mod schema;
 
 fn main() {
@@ -41,11 +42,12 @@ fn main() {
         Some("test") => test(&args[1..]),
         Some("dist") => dist(),
         Some("fuzz") => fuzz::command(&args[1..]),
+        Some("idle-memory") => memory::command(&args[1..]),
         Some("schema") => schema::run(),
         Some("tools") => tools::ensure_build_tools().and_then(|_| tools::ensure_test_tools()),
         _ => {
             eprintln!(
-                "usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | fuzz [SECONDS] | schema | tools>"
+                "usage: cargo xtask <run [-- cinder args] | test [-- cargo test args] | dist | fuzz [SECONDS] | idle-memory [MINUTES] [--bin PATH] [--every SECONDS] [--out DIR] | schema | tools>"
             );
             std::process::exit(2);
         }
