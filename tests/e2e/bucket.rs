@@ -81,26 +81,35 @@ fn wait_for(what: &str, secs: u64, mut ready: impl FnMut() -> bool) {
     }
 }
 
-/// Local part files and their bytes (a file merged away meanwhile is left out).
-fn local_parts(data_dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut parts: Vec<(String, Vec<u8>)> = std::fs::read_dir(data_dir.join("parts"))
-        .map(|dir| dir.filter_map(Result::ok).collect::<Vec<_>>())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-        .filter_map(|e| {
-            let bytes = std::fs::read(e.path()).ok()?;
-            Some((format!("parts/{}", e.file_name().to_string_lossy()), bytes))
-        })
-        .collect();
-    parts.sort();
-    parts
+/// The files of the local blocks (`blocks/<ULID>/<file>`, finished blocks only) and
+/// their bytes; a block merged away meanwhile is left out.
+fn local_blocks(data_dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let entries = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|d| d.filter_map(Result::ok).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let mut files = Vec::new();
+    for block in entries(&data_dir.join("blocks")) {
+        if !block.path().join("meta.json").is_file() {
+            continue;
+        }
+        let ulid = block.file_name().to_string_lossy().into_owned();
+        for file in entries(&block.path()) {
+            if let Ok(bytes) = std::fs::read(file.path()) {
+                let name = file.file_name().to_string_lossy().into_owned();
+                files.push((format!("blocks/{ulid}/{name}"), bytes));
+            }
+        }
+    }
+    files.sort();
+    files
 }
 
-/// Whether every local part is in the bucket with the same size and bytes.
+/// Whether every local block file is in the bucket with the same size and bytes.
 fn all_uploaded(http: &Http, moto: &Moto, data_dir: &Path) -> bool {
     let listed = moto.list(http, BUCKET);
-    let local = local_parts(data_dir);
+    let local = local_blocks(data_dir);
     !local.is_empty()
         && local.iter().all(|(key, bytes)| {
             let key = format!("{PREFIX}/{key}");
@@ -130,7 +139,7 @@ fn blocks_go_up_as_they_are_written_with_the_bytes_of_the_local_files() {
     let keys = moto.list(&http, BUCKET);
     assert!(
         keys.iter()
-            .all(|(k, _)| k.starts_with(&format!("{PREFIX}/parts/"))),
+            .all(|(k, _)| k.starts_with(&format!("{PREFIX}/blocks/"))),
         "only blocks, under the prefix: {keys:?}"
     );
 }

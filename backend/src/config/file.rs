@@ -1121,6 +1121,38 @@ scrape_configs:
     }
 
     #[test]
+    fn the_readme_sharding_example_splits_the_targets_between_three_nodes() {
+        let readme = include_str!("../../../README.md");
+        let at = readme
+            .find("action: hashmod")
+            .expect("the sharding example");
+        let start = readme[..at].rfind("```yaml\n").unwrap() + 8;
+        let block = &readme[start..start + readme[start..].find("```").unwrap()];
+        let yaml: String = block
+            .lines()
+            .map(|l| l.strip_prefix("  ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut kept = 0;
+        for shard in ["0", "1", "2"] {
+            let yaml = yaml.replace("regex: \"0\"", &format!("regex: \"{shard}\""));
+            let file = ScrapeFile::parse(&yaml, Path::new(".")).unwrap();
+            let job = &file.jobs[0];
+            for target in &job.static_configs[0].targets {
+                let mut labels = Labels::new();
+                labels.insert("__address__", target.as_str());
+                kept += usize::from(
+                    crate::config::relabel::apply(&job.relabel_configs, labels).is_some(),
+                );
+            }
+        }
+        assert_eq!(
+            kept, 3,
+            "each target is kept by exactly one of the three nodes"
+        );
+    }
+
+    #[test]
     fn sizes_and_empty_files() {
         assert_eq!(parse_size("16MiB"), Some(16 << 20));
         assert_eq!(parse_size("10MB"), Some(10 << 20));
