@@ -92,11 +92,22 @@ pub(crate) fn ensure_schemathesis() -> Result<()> {
         "installing schemathesis {SCHEMATHESIS_VERSION} into .tools/venv (once per machine)"
     ));
     let venv = crate::tools::ensure_venv()?;
-    status(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")),
-    )
+    let pip = || {
+        let mut pip = Command::new(venv.join("bin/pip"));
+        pip.args(["install", "--quiet", "--disable-pip-version-check"]);
+        pip
+    };
+    status(pip().arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")))?;
+    if !st.is_file() {
+        // An install cut short leaves the package without its script, and pip then finds
+        // the requirement satisfied: reinstall schemathesis itself.
+        status(
+            pip()
+                .args(["--force-reinstall", "--no-deps"])
+                .arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")),
+        )?;
+    }
+    Ok(())
 }
 
 /// A `cinder` on a free loopback port with a fresh data dir; killed when dropped.

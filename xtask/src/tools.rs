@@ -90,11 +90,27 @@ fn ensure_moto() -> Result<PathBuf> {
         "installing moto[server] {MOTO_VERSION} into .tools/venv (once per machine)"
     ));
     let venv = ensure_venv()?;
-    status(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("moto[server]=={MOTO_VERSION}")),
-    )?;
+    let pip = || {
+        let mut pip = Command::new(venv.join("bin/pip"));
+        pip.args(["install", "--quiet", "--disable-pip-version-check"]);
+        pip
+    };
+    status(pip().arg(format!("moto[server]=={MOTO_VERSION}")))?;
+    if !moto_server().is_file() {
+        // An install cut short (a killed run) leaves moto's metadata without its scripts,
+        // and pip then finds the requirement satisfied: reinstall moto itself.
+        status(
+            pip()
+                .args(["--force-reinstall", "--no-deps"])
+                .arg(format!("moto=={MOTO_VERSION}")),
+        )?;
+    }
+    if !moto_server().is_file() {
+        bail!(
+            "moto {MOTO_VERSION} installed, but {} is missing",
+            moto_server().display()
+        );
+    }
     Ok(moto_server())
 }
 
