@@ -180,11 +180,10 @@ fn an_s3_outage_during_ingest_loses_nothing_and_the_backlog_drains() {
         metric(&http, &server, "cinder_bucket_upload_backlog_bytes").unwrap() > 0.0,
         "bytes waiting"
     );
-    let errors = http.get(&format!("{}/metrics", server.url()), false).body;
-    assert!(
-        String::from_utf8_lossy(&errors).contains("cinder_bucket_errors_total{op=\"put\"}"),
-        "failed uploads counted"
-    );
+    wait_for("failed uploads counted", 30, || {
+        let body = http.get(&format!("{}/metrics", server.url()), false).body;
+        String::from_utf8_lossy(&body).contains("cinder_bucket_errors_total{op=\"put\"}")
+    });
     push_some(&server, 8);
     // moto comes back empty: the bucket is created again and must get every block.
     moto.start_again();
