@@ -82,7 +82,14 @@ pub(crate) fn start_offset(id: &str, profile: &str, interval: Duration) -> Durat
 /// Runs the loop until its task is aborted.
 pub(crate) async fn run(ctx: LoopContext) {
     let interval = ctx.spec.interval;
-    let first = Instant::now() + start_offset(&ctx.spec.id, &ctx.profile.name, interval);
+    // Cinder's own loops start at once: the newcomer's first screen waits for them, and
+    // there is nothing to spread them from.
+    let offset = if ctx.spec.http.self_scrape {
+        Duration::ZERO
+    } else {
+        start_offset(&ctx.spec.id, &ctx.profile.name, interval)
+    };
+    let first = Instant::now() + offset;
     let mut ticker = tokio::time::interval_at(first, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut delta = DeltaState::default();

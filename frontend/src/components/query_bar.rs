@@ -66,8 +66,8 @@ type Types = RwSignal<Option<Result<Vec<ProfileType>, api::ApiError>>>;
 /// How many times a page asks again for the profile types while the server suggests no
 /// CPU type yet (every `REPOLL`): a fresh start stores its heap seconds before its first
 /// CPU profile, and an untouched page moves on to CPU once it is there.
-const REPOLLS: u32 = 20;
-const REPOLL: std::time::Duration = std::time::Duration::from_secs(3);
+const REPOLLS: u32 = 30;
+const REPOLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The profile types of a page: asked again every 2 s while there are none yet (as on a
 /// fresh start, so the page shows the first data as soon as it is stored), then every
