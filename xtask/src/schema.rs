@@ -91,23 +91,7 @@ pub(crate) fn ensure_schemathesis() -> Result<()> {
     step(&format!(
         "installing schemathesis {SCHEMATHESIS_VERSION} into .tools/venv (once per machine)"
     ));
-    let venv = crate::tools::ensure_venv()?;
-    let pip = || {
-        let mut pip = Command::new(venv.join("bin/pip"));
-        pip.args(["install", "--quiet", "--disable-pip-version-check"]);
-        pip
-    };
-    status(pip().arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")))?;
-    if !st.is_file() {
-        // An install cut short leaves the package without its script, and pip then finds
-        // the requirement satisfied: reinstall schemathesis itself.
-        status(
-            pip()
-                .args(["--force-reinstall", "--no-deps"])
-                .arg(format!("schemathesis=={SCHEMATHESIS_VERSION}")),
-        )?;
-    }
-    Ok(())
+    crate::tools::pip_install("schemathesis", "schemathesis", SCHEMATHESIS_VERSION, &st)
 }
 
 /// A `cinder` on a free loopback port with a fresh data dir; killed when dropped.

@@ -72,6 +72,39 @@ pub(crate) fn ensure_venv() -> Result<PathBuf> {
     Ok(venv)
 }
 
+/// Installs `requirement` (`package`, optionally with extras) at `version` into the
+/// project's venv, making sure its `script` is there: an install cut short (a killed run)
+/// leaves the package's metadata without its scripts, and pip then finds the requirement
+/// satisfied, so the package itself is reinstalled.
+pub(crate) fn pip_install(
+    requirement: &str,
+    package: &str,
+    version: &str,
+    script: &Path,
+) -> Result<()> {
+    let venv = ensure_venv()?;
+    let pip = || {
+        let mut pip = Command::new(venv.join("bin/pip"));
+        pip.args(["install", "--quiet", "--disable-pip-version-check"]);
+        pip
+    };
+    status(pip().arg(format!("{requirement}=={version}")))?;
+    if !script.is_file() {
+        status(
+            pip()
+                .args(["--force-reinstall", "--no-deps"])
+                .arg(format!("{package}=={version}")),
+        )?;
+    }
+    if !script.is_file() {
+        bail!(
+            "{package} {version} installed, but {} is missing",
+            script.display()
+        );
+    }
+    Ok(())
+}
+
 /// `moto_server` of [`MOTO_VERSION`] in `.tools/venv` (what the tests get in
 /// `CINDER_E2E_MOTO`); installed from PyPI (`moto[server]`) unless it is there.
 pub(crate) fn moto_server() -> PathBuf {
@@ -89,28 +122,7 @@ fn ensure_moto() -> Result<PathBuf> {
     step(&format!(
         "installing moto[server] {MOTO_VERSION} into .tools/venv (once per machine)"
     ));
-    let venv = ensure_venv()?;
-    let pip = || {
-        let mut pip = Command::new(venv.join("bin/pip"));
-        pip.args(["install", "--quiet", "--disable-pip-version-check"]);
-        pip
-    };
-    status(pip().arg(format!("moto[server]=={MOTO_VERSION}")))?;
-    if !moto_server().is_file() {
-        // An install cut short (a killed run) leaves moto's metadata without its scripts,
-        // and pip then finds the requirement satisfied: reinstall moto itself.
-        status(
-            pip()
-                .args(["--force-reinstall", "--no-deps"])
-                .arg(format!("moto=={MOTO_VERSION}")),
-        )?;
-    }
-    if !moto_server().is_file() {
-        bail!(
-            "moto {MOTO_VERSION} installed, but {} is missing",
-            moto_server().display()
-        );
-    }
+    pip_install("moto[server]", "moto", MOTO_VERSION, &moto_server())?;
     Ok(moto_server())
 }
 
