@@ -12,6 +12,8 @@ use backend::{
     store::{
         Store, StoreOptions,
         bucket::{Bucket, Reach, Uploader},
+        cache::CachedStore,
+        follow::Follower,
     },
     web::UiSource,
 };
@@ -140,6 +142,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     if let Some(uploader) = &uploader {
         metrics.set_bucket(uploader.stats());
         tokio::spawn(uploader.clone().run());
+        follow_bucket(uploader, &store, &cli).await?;
     }
     let jobs = config.take().map(|f| f.jobs).unwrap_or_else(|| {
         tracing::info!(target = %local_addr, "no --config: cinder scrapes its own CPU and heap profiles (job \"cinder\")");
@@ -181,6 +184,37 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
     }
     served.context("serving HTTP")
 }
+
+/// Lets queries read the bucket (through the read cache) and reads its block list once
+/// before the node reports ready, then every `--bucket-refresh`.
+async fn follow_bucket(uploader: &Uploader, store: &Arc<Store>, cli: &Cli) -> anyhow::Result<()> {
+    let bucket = uploader.bucket();
+    let cache_dir = cli.data_dir.join(backend::store::cache::CACHE_DIR);
+    let cache = CachedStore::open(bucket.object_store(), &cache_dir, cli.cache_size as u64)
+        .with_context(|| format!("opening the read cache {}", cache_dir.display()))?;
+    let _ = uploader.stats().cache.set(cache.stats());
+    let base_url = backend::query::register_bucket("cinder", Arc::new(cache))?;
+    let follower = Follower::new(bucket, store.clone(), uploader.stats(), base_url);
+    match tokio::time::timeout(FIRST_REFRESH, follower.refresh()).await {
+        Ok(Ok(found)) => tracing::info!(
+            listed = found.listed,
+            remote = found.remote,
+            fetched = found.fetched,
+            "read the bucket's block list"
+        ),
+        Ok(Err(err)) => {
+            tracing::warn!(%err, "cannot read the bucket's block list; queries answer from local blocks (partial) until it answers")
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?FIRST_REFRESH, "the bucket's block list did not arrive in time; it is read again in the background")
+        }
+    }
+    tokio::spawn(follower.run(cli.bucket_refresh));
+    Ok(())
+}
+
+/// How long a starting node waits for the bucket's block list before it reports ready.
+const FIRST_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long exiting may take for the head flush and the uploads of what is pending.
 const EXIT_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);

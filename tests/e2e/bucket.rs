@@ -296,3 +296,229 @@ fn an_endpoint_that_does_not_answer_is_an_outage_and_cinder_serves() {
     });
     assert_eq!(total(&http, &server), 3);
 }
+
+/// The top report's URL for `job="bucket"` over all time.
+fn top_url(server: &Cinder) -> String {
+    let query = format!("{CPU_SAMPLES}{{job=\"bucket\"}}");
+    format!(
+        "{}/api/v1/query?report=top&format=json&limit=1000&query={}&{ALL_TIME}",
+        server.url(),
+        crate::harness::enc(&query)
+    )
+}
+
+/// A node that reads the shared bucket often (`--bucket-refresh 1s`).
+fn start_follower(cfg: &Path) -> Cinder {
+    let mut args = vec!["--config", cfg.to_str().unwrap(), "--bucket-refresh", "1s"];
+    args.extend(BUSY);
+    Cinder::start(&args)
+}
+
+#[test]
+fn a_second_node_with_an_empty_data_dir_answers_for_the_first_and_says_when_it_cannot() {
+    let Some(mut moto) = Moto::start(&[]) else {
+        return;
+    };
+    let http = Http::new();
+    moto.create_bucket(&http, BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |name: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    let a = start_follower(&config(&dir("a"), &moto.endpoint(), ""));
+    let base = now_ms() - 120_000;
+    let mut acknowledged = 0;
+    let mut pushed = 0;
+    let mut push_some = |n: i64| {
+        for _ in 0..n {
+            let value = 1 + pushed % 5;
+            assert_eq!(push(&http, &a, base + pushed * 700, value), 200);
+            acknowledged += value;
+            pushed += 1;
+        }
+        acknowledged
+    };
+    let first = push_some(12);
+    wait_for(
+        "node a's profiles flushed, in blocks in the bucket",
+        40,
+        || {
+            metric(&http, &a, "cinder_store_head_rows") == Some(0.0)
+                && metric(&http, &a, "cinder_bucket_upload_backlog_blocks") == Some(0.0)
+                && all_uploaded(&http, &moto, &a.data_dir)
+                && total(&http, &a) == first
+        },
+    );
+
+    // A fresh node reads the bucket before it is ready: the same answer at once.
+    let b = start_follower(&config(&dir("b"), &moto.endpoint(), ""));
+    assert_eq!(total(&http, &b), first, "node b answers for node a");
+    let (top_a, top_b) = (http.get(&top_url(&a), false), http.get(&top_url(&b), false));
+    assert_eq!(top_b.json(), top_a.json(), "the same functions and values");
+    assert!(top_b.headers.get("cinder-partial").is_none());
+    assert!(metric(&http, &b, "cinder_bucket_remote_blocks").unwrap() > 0.0);
+    assert!(
+        std::fs::read_dir(b.data_dir.join("blocks"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "node b stores none of it itself"
+    );
+
+    // What node a flushes later reaches node b.
+    let more = push_some(6);
+    wait_for("node a's new profiles on node b", 40, || {
+        total(&http, &b) == more
+    });
+
+    // The bucket goes away: node b answers from what it has and says the answer is partial.
+    moto.stop();
+    wait_for("node b to notice the outage", 30, || {
+        metric(&http, &b, "cinder_bucket_errors_total{op=\"list\"}").is_some()
+    });
+    let partial = http.get(&top_url(&b), false);
+    assert_eq!(partial.status, 200);
+    assert_eq!(
+        partial.headers.get("cinder-partial").map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(partial.json()["partial"], true, "{}", partial.json());
+    let types = http.get(&format!("{}/api/v1/profile-types", b.url()), false);
+    assert_eq!(types.status, 200);
+    assert!(types.json().is_array(), "arrays keep their shape");
+    let during = push_some(3);
+
+    // moto comes back empty: node a uploads everything again and node b sees all of it.
+    moto.start_again();
+    moto.create_bucket(&http, BUCKET);
+    wait_for("every acknowledged profile on node b again", 60, || {
+        let resp = http.get(&top_url(&b), false);
+        resp.status == 200
+            && resp.headers.get("cinder-partial").is_none()
+            && resp.json()["total"].as_i64() == Some(during)
+    });
+    assert_eq!(total(&http, &a), during, "node a lost nothing");
+}
+
+const GOROUTINES: &str = "goroutine:goroutine:count:goroutine:count";
+
+/// A node's goroutine total over all time and its `instance` label values.
+fn goroutines(http: &Http, server: &Cinder) -> (i64, Vec<String>) {
+    let total = top(
+        http,
+        server,
+        &format!("{GOROUTINES}{{job=\"go\"}}"),
+        ALL_TIME,
+    )["total"]
+        .as_i64()
+        .unwrap_or(0);
+    let url = format!("{}/api/v1/labels/instance/values?{ALL_TIME}", server.url());
+    let values = http.get(&url, false).json();
+    let mut instances: Vec<String> = values
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    instances.sort();
+    (total, instances)
+}
+
+/// The addresses a node scrapes (its targets API).
+fn scraped(http: &Http, server: &Cinder) -> Vec<String> {
+    let view = http
+        .get(&format!("{}/api/v1/targets", server.url()), false)
+        .json();
+    let mut addresses: Vec<String> = view["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|j| j["targets"].as_array().unwrap().iter())
+        .map(|t| t["address"].as_str().unwrap().to_owned())
+        .collect();
+    addresses.sort();
+    addresses
+}
+
+#[test]
+fn two_nodes_sharded_by_hashmod_and_a_third_that_answers_for_both() {
+    use crate::scrape::{Behavior, Servers, goroutine_profile};
+    use std::sync::Arc;
+    let Some(moto) = Moto::start(&[]) else { return };
+    let http = Http::new();
+    moto.create_bucket(&http, BUCKET);
+    let servers = Servers::start(
+        (0..6)
+            .map(|_| Behavior::Serve(Arc::new(goroutine_profile())))
+            .collect(),
+    );
+    let targets: Vec<String> = servers.addrs.iter().map(|a| format!("'{a}'")).collect();
+    let tmp = tempfile::tempdir().unwrap();
+    // The README's sharding example, with two shards.
+    let node = |name: &str, shard: Option<u32>| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let jobs = match shard {
+            Some(shard) => format!(
+                "scrape_configs:\n  - job_name: go\n    scrape_interval: 1s\n    static_configs: [{{targets: [{}]}}]\n    relabel_configs:\n      - {{source_labels: [__address__], modulus: 2, target_label: __tmp_shard, action: hashmod}}\n      - {{source_labels: [__tmp_shard], regex: \"{shard}\", action: keep}}\n    profiling_config:\n      pprof_config:\n        memory: {{enabled: false}}\n        block: {{enabled: false}}\n        mutex: {{enabled: false}}\n        process_cpu: {{enabled: false}}\n",
+                targets.join(", ")
+            ),
+            None => String::new(),
+        };
+        start_follower(&config(&dir, &moto.endpoint(), &jobs))
+    };
+    let mut a = node("a", Some(0));
+    let mut b = node("b", Some(1));
+    wait_for("every target scraped twice", 30, || {
+        (0..servers.addrs.len()).all(|i| servers.count(i) >= 2)
+    });
+    // Each target is scraped by one node only.
+    let on_a = scraped(&http, &a);
+    let on_b = scraped(&http, &b);
+    assert!(!on_a.is_empty() && !on_b.is_empty(), "{on_a:?} {on_b:?}");
+    assert!(on_a.iter().all(|i| !on_b.contains(i)), "{on_a:?} {on_b:?}");
+    let mut all = [on_a.clone(), on_b.clone()].concat();
+    all.sort();
+    let mut expected: Vec<String> = servers.addrs.iter().map(|a| a.to_string()).collect();
+    expected.sort();
+    assert_eq!(all, expected);
+
+    // The targets stop; both nodes flush and upload on SIGTERM.
+    drop(servers);
+    std::thread::sleep(Duration::from_secs(3));
+    // Each node answers for both once the other's blocks are up (flushed every second).
+    // (The same answer for 5 s: longer than a flush, an upload and a refresh.)
+    let settled = |server: &Cinder| {
+        let (mut last, mut same) = ((-1, Vec::new()), 0);
+        wait_for("a node's answer to settle", 60, || {
+            let now = goroutines(&http, server);
+            same = if now == last && now.1 == expected {
+                same + 1
+            } else {
+                0
+            };
+            last = now;
+            same >= 25
+        });
+        last.0
+    };
+    let (total_a, total_b) = (settled(&a), settled(&b));
+    assert_eq!(total_a, total_b, "nodes a and b give the same answer");
+    a.terminate();
+    b.terminate();
+
+    let c = node("c", None);
+    let (total_c, on_c) = goroutines(&http, &c);
+    assert!(total_c > 0);
+    assert_eq!(total_c, total_a, "node c answers for both, once");
+    assert_eq!(on_c, expected);
+    assert!(
+        std::fs::read_dir(c.data_dir.join("blocks"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "node c stores none of it itself"
+    );
+}

@@ -217,7 +217,7 @@ fn allocs_profile(stacks: &[(&str, i64, i64)]) -> Vec<u8> {
 
 /// How a test server answers.
 #[derive(Clone)]
-enum Behavior {
+pub(crate) enum Behavior {
     /// 200 with this body each time.
     Serve(Arc<Vec<u8>>),
     /// The n-th request (from 0) gets the n-th body, the last one after that.
@@ -230,14 +230,14 @@ enum Behavior {
 }
 
 /// Loopback HTTP servers, one per behavior, on a runtime of their own.
-struct Servers {
+pub(crate) struct Servers {
     runtime: tokio::runtime::Runtime,
     counts: Vec<Arc<AtomicU64>>,
-    addrs: Vec<SocketAddr>,
+    pub(crate) addrs: Vec<SocketAddr>,
 }
 
 impl Servers {
-    fn start(behaviors: Vec<Behavior>) -> Servers {
+    pub(crate) fn start(behaviors: Vec<Behavior>) -> Servers {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -266,7 +266,7 @@ impl Servers {
         }
     }
 
-    fn count(&self, i: usize) -> u64 {
+    pub(crate) fn count(&self, i: usize) -> u64 {
         self.counts[i].load(Ordering::SeqCst)
     }
 }

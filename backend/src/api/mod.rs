@@ -10,6 +10,7 @@ mod ingest;
 mod openapi;
 mod otlp;
 mod params;
+mod partial;
 mod push;
 mod query;
 mod targets;
@@ -474,6 +475,7 @@ pub fn router(state: AppState) -> Router {
     router
         .route_service(otlp::GRPC_EXPORT_PATH, otlp::grpc_service(state.clone()))
         .nest("/api", Router::new().fallback(unknown_api_route))
+        .route_layer(middleware::from_fn(partial::mark_partial_answers))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             guard::check_request,

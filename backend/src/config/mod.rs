@@ -244,9 +244,20 @@ pub struct Cli {
     )]
     pub head_flush_rows: usize,
 
-    /// Flush the head once its oldest row is this old (tests use short ones).
-    #[arg(long, env = "CINDER_HEAD_FLUSH_AGE", default_value = "10m", value_parser = parse_block_window, hide = true)]
+    /// Flush the head into a block once its oldest row is this old. With object storage
+    /// this bounds how soon other nodes see this node's profiles (with `--bucket-refresh`).
+    #[arg(long, env = "CINDER_HEAD_FLUSH_AGE", value_name = "DURATION", default_value = "10m", value_parser = parse_block_window)]
     pub head_flush_age: Duration,
+
+    /// With object storage: how often the bucket's block list is read, so that queries
+    /// see the blocks other nodes uploaded.
+    #[arg(long, env = "CINDER_BUCKET_REFRESH", value_name = "DURATION", default_value = "15s", value_parser = parse_positive_duration)]
+    pub bucket_refresh: Duration,
+
+    /// With object storage: the most bytes of block files (footers, column chunks) read
+    /// from the bucket that are kept on local disk under `<data-dir>/cache`.
+    #[arg(long, env = "CINDER_CACHE_SIZE", value_name = "BYTES", default_value = "1GiB", value_parser = parse_byte_size)]
+    pub cache_size: usize,
 
     /// How often flush, compaction and retention run (tests use short intervals).
     #[arg(long, env = "CINDER_MAINTAIN_INTERVAL", default_value = "10s", value_parser = parse_block_window, hide = true)]

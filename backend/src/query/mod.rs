@@ -101,12 +101,72 @@ fn context() -> &'static SessionContext {
     &CONTEXT
 }
 
+/// Lets queries read remote blocks through `store`, under the URL `bucket://<name>/`
+/// (returned; `name` is a host name such as `cinder`).
+pub fn register_bucket(
+    name: &str,
+    store: Arc<dyn object_store::ObjectStore>,
+) -> Result<String, QueryError> {
+    let base = format!("bucket://{name}/");
+    let url = url::Url::parse(&base)
+        .map_err(|e| QueryError::Engine(DataFusionError::Configuration(e.to_string())))?;
+    context().register_object_store(&url, store);
+    Ok(base)
+}
+
+tokio::task_local! {
+    /// Set when a query of the current request left out blocks it could not reach.
+    static PARTIAL: std::cell::Cell<bool>;
+}
+
+/// Runs `work` (a request) and says whether a query in it answered without some remote
+/// blocks (the bucket did not answer).
+pub async fn tracking_partial<F: std::future::Future>(work: F) -> (F::Output, bool) {
+    PARTIAL
+        .scope(std::cell::Cell::new(false), async {
+            let out = work.await;
+            (out, PARTIAL.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+fn mark_partial() {
+    let _ = PARTIAL.try_with(|p| p.set(true));
+}
+
+/// Which blocks a scan reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Local blocks, the head and, while the bucket answers, remote blocks.
+    All,
+    /// Local blocks and the head only (the bucket failed this query).
+    LocalOnly,
+}
+
+/// Runs `query` over every block; when it fails while remote blocks are in play, runs it
+/// again over the local ones and marks the answer partial.
+async fn with_fallback<T, F, Fut>(store: &Store, query: F) -> Result<T, QueryError>
+where
+    F: Fn(Reach) -> Fut,
+    Fut: std::future::Future<Output = Result<T, QueryError>>,
+{
+    match query(Reach::All).await {
+        Err(QueryError::Engine(err)) if !store.remote_blocks().is_empty() => {
+            tracing::warn!(%err, "a query failed reading the bucket; answering from local blocks only");
+            mark_partial();
+            query(Reach::LocalOnly).await
+        }
+        other => other,
+    }
+}
+
 /// Rows of the selection (series, stack, timestamp, value, duration, period), or `None`
 /// when nothing can match.
 async fn scan(
     ctx: &SessionContext,
     store: &Store,
     sel: &Selection,
+    reach: Reach,
 ) -> Result<Option<DataFrame>, QueryError> {
     let type_id = sel.profile_type.id();
     if !store.meta.profile_types().contains(&type_id) {
@@ -136,29 +196,42 @@ async fn scan(
         c::DURATION,
         c::PERIOD,
     ];
-    let (mut inside, mut straddling) = (Vec::new(), Vec::new());
-    for (path, &(min_ts, max_ts)) in snapshot.parts.iter().zip(&snapshot.part_bounds) {
-        let path = path.to_string_lossy().into_owned();
-        if min_ts >= sel.start && max_ts <= sel.end {
-            inside.push(path);
+    let local: Vec<(String, (i64, i64))> = snapshot
+        .parts
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .zip(snapshot.part_bounds.iter().copied())
+        .collect();
+    let mut groups = vec![local];
+    if !snapshot.remote.is_empty() {
+        if reach == Reach::All && store.bucket_reachable() {
+            groups.push(snapshot.remote);
         } else {
-            straddling.push(path);
+            mark_partial();
         }
     }
     let mut frames = Vec::new();
-    for (paths, range) in [(inside, None), (straddling, Some((sel.start, sel.end)))] {
-        if paths.is_empty() {
-            continue;
+    // One read per object store (a listing reads all its paths from its first path's
+    // store), and per whether the time range must be checked row by row.
+    for group in groups {
+        let (inside, straddling): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .partition(|(_, (min_ts, max_ts))| *min_ts >= sel.start && *max_ts <= sel.end);
+        for (parts, range) in [(inside, None), (straddling, Some((sel.start, sel.end)))] {
+            if parts.is_empty() {
+                continue;
+            }
+            let paths: Vec<String> = parts.into_iter().map(|(path, _)| path).collect();
+            // Each part holds one profile type: no row is compared by type.
+            let parts = ctx
+                .read_parquet(paths, ParquetReadOptions::default())
+                .await?;
+            let parts = match row_filter(series, range) {
+                Some(keep) => parts.filter(keep)?,
+                None => parts,
+            };
+            frames.push(parts.select_columns(&columns)?);
         }
-        // Each part holds one profile type: no row is compared by type.
-        let parts = ctx
-            .read_parquet(paths, ParquetReadOptions::default())
-            .await?;
-        let parts = match row_filter(series, range) {
-            Some(keep) => parts.filter(keep)?,
-            None => parts,
-        };
-        frames.push(parts.select_columns(&columns)?);
     }
     if !snapshot.batches.is_empty() {
         let batches = ctx.read_batches(snapshot.batches)?;
@@ -202,8 +275,17 @@ pub async fn merge_by(
     sel: &Selection,
     group_by: &[String],
 ) -> Result<Merged, QueryError> {
+    with_fallback(store, |reach| merge_over(store, sel, group_by, reach)).await
+}
+
+async fn merge_over(
+    store: &Store,
+    sel: &Selection,
+    group_by: &[String],
+    reach: Reach,
+) -> Result<Merged, QueryError> {
     let ctx = context();
-    let Some(rows) = scan(ctx, store, sel).await? else {
+    let Some(rows) = scan(ctx, store, sel, reach).await? else {
         return Ok(Merged::default());
     };
     let mut keys = vec![col(c::STACK)];
@@ -335,8 +417,12 @@ pub fn group_name(by: &[String], labels: Option<&Labels>) -> String {
 
 /// The series of the selection with samples in its time range.
 pub async fn series_in(store: &Store, sel: &Selection) -> Result<Vec<u64>, QueryError> {
+    with_fallback(store, |reach| series_over(store, sel, reach)).await
+}
+
+async fn series_over(store: &Store, sel: &Selection, reach: Reach) -> Result<Vec<u64>, QueryError> {
     let ctx = context();
-    let rows = match scan(ctx, store, sel).await {
+    let rows = match scan(ctx, store, sel, reach).await {
         Ok(Some(rows)) => rows,
         // A type that has no samples has no series either.
         Ok(None) | Err(QueryError::UnknownProfileType(_)) => return Ok(Vec::new()),
@@ -362,8 +448,16 @@ pub async fn profile_points(
     store: &Store,
     sel: &Selection,
 ) -> Result<Vec<ProfilePoint>, QueryError> {
+    with_fallback(store, |reach| points_over(store, sel, reach)).await
+}
+
+async fn points_over(
+    store: &Store,
+    sel: &Selection,
+    reach: Reach,
+) -> Result<Vec<ProfilePoint>, QueryError> {
     let ctx = context();
-    let Some(rows) = scan(ctx, store, sel).await? else {
+    let Some(rows) = scan(ctx, store, sel, reach).await? else {
         return Ok(Vec::new());
     };
     let aggregated = rows.aggregate(

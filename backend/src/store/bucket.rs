@@ -73,8 +73,8 @@ pub enum BucketError {
 /// A failed object-store call, by operation (`list`, `put`, `verify`).
 #[derive(Debug, thiserror::Error)]
 #[error("{op} {key}: {detail}")]
-struct OpError {
-    op: &'static str,
+pub(crate) struct OpError {
+    pub(crate) op: &'static str,
     key: String,
     detail: String,
 }
@@ -165,7 +165,24 @@ impl Bucket {
         Ok(Reach::Down(detail))
     }
 
-    fn object_path(&self, key: &str) -> ObjPath {
+    /// The client, for reads (queries, other nodes' blocks).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// Reads one object whole (a `meta.json` or a symbol table).
+    pub(crate) async fn get_bytes(&self, key: &str) -> Result<bytes::Bytes, OpError> {
+        let location = self.object_path(key);
+        let got = self
+            .store
+            .get(&location)
+            .await
+            .map_err(|e| op_error("get", key, &e))?;
+        got.bytes().await.map_err(|e| op_error("get", key, &e))
+    }
+
+    /// The object path of `key` (relative to the prefix).
+    pub(crate) fn object_path(&self, key: &str) -> ObjPath {
         match (self.prefix.is_empty(), key.is_empty()) {
             (true, _) => ObjPath::from(key),
             (false, true) => ObjPath::from(self.prefix.as_str()),
@@ -174,7 +191,7 @@ impl Bucket {
     }
 
     /// Sizes of the objects under `folder` (keys relative to the prefix).
-    async fn sizes_under(&self, folder: &str) -> Result<HashMap<String, u64>, OpError> {
+    pub(crate) async fn sizes_under(&self, folder: &str) -> Result<HashMap<String, u64>, OpError> {
         let under = self.object_path(folder);
         let strip = if self.prefix.is_empty() {
             0
@@ -469,6 +486,12 @@ pub struct UploadStats {
     uploaded_bytes: AtomicU64,
     uploaded_objects: AtomicU64,
     errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Other nodes' blocks that queries read from the bucket.
+    pub(crate) remote_blocks: AtomicU64,
+    /// Successful reads of the bucket's block list.
+    pub(crate) refreshes: AtomicU64,
+    /// The read cache's counters, once there is one.
+    pub cache: std::sync::OnceLock<Arc<super::cache::CacheStats>>,
 }
 
 impl UploadStats {
@@ -477,7 +500,7 @@ impl UploadStats {
         self.backlog_blocks.load(Ordering::Relaxed)
     }
 
-    fn error(&self, op: &'static str) {
+    pub(crate) fn error(&self, op: &'static str) {
         *self
             .errors
             .lock()
@@ -513,6 +536,18 @@ impl UploadStats {
                 "Objects uploaded to the bucket.",
                 &self.uploaded_objects,
             ),
+            (
+                "cinder_bucket_remote_blocks",
+                "gauge",
+                "Blocks of other nodes (in the bucket, not on local disk) that queries read.",
+                &self.remote_blocks,
+            ),
+            (
+                "cinder_bucket_refreshes_total",
+                "counter",
+                "Successful reads of the bucket's block list.",
+                &self.refreshes,
+            ),
         ];
         for (name, kind, help, value) in gauges {
             let _ = writeln!(
@@ -527,6 +562,9 @@ impl UploadStats {
         );
         for (op, n) in self.errors.lock().expect("stats lock").iter() {
             let _ = writeln!(out, "cinder_bucket_errors_total{{op=\"{op}\"}} {n}");
+        }
+        if let Some(cache) = self.cache.get() {
+            cache.render(out);
         }
     }
 }
@@ -581,6 +619,11 @@ impl Uploader {
     pub fn hook(&self) -> OnDurable {
         let this = self.clone();
         OnDurable(Arc::new(move |path: &Path| this.enqueue_path(path)))
+    }
+
+    /// The bucket it uploads into.
+    pub fn bucket(&self) -> Bucket {
+        self.0.bucket.clone()
     }
 
     /// Its counters.

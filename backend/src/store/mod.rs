@@ -18,11 +18,14 @@
 
 pub mod block;
 pub mod bucket;
+pub mod cache;
 mod codec;
 pub mod compactor;
+pub mod follow;
 pub mod io;
 pub mod meta;
 pub mod part;
+pub mod remote;
 pub mod table;
 pub mod wal;
 
@@ -191,6 +194,8 @@ struct View {
     /// The blocks of `parts`, by ULID.
     blocks: HashMap<String, Block>,
     frozen: Vec<Frozen>,
+    /// Blocks read from the bucket ([`remote`]).
+    remote: Vec<remote::RemoteBlock>,
 }
 
 /// Called with each block once it is durable and catalogued (see [`Store::set_block_hook`]).
@@ -206,6 +211,9 @@ pub struct Snapshot {
     pub part_bounds: Vec<(i64, i64)>,
     /// Head and frozen-head batches of the type, [`table::HEAD_SCHEMA`].
     pub batches: Vec<RecordBatch>,
+    /// Remote blocks' `samples.parquet` (object URLs) that may hold rows of the type in the
+    /// range, with their (min, max) timestamps.
+    pub remote: Vec<(String, (i64, i64))>,
 }
 
 /// Sizes for benchmarks and `/metrics`.
@@ -240,6 +248,8 @@ pub struct Store {
     block_hook: Mutex<Option<BlockHook>>,
     /// Whether metadata GC should run (after retention deleted blocks, and once at open).
     gc_due: std::sync::atomic::AtomicBool,
+    /// Whether the last read of the bucket failed: queries then skip remote blocks.
+    bucket_down: std::sync::atomic::AtomicBool,
 }
 
 /// How long after a failed flush writers leave the retry to periodic maintenance.
@@ -295,6 +305,7 @@ impl Store {
             flush_failed_at: Mutex::default(),
             block_hook: Mutex::default(),
             gc_due: true.into(),
+            bucket_down: false.into(),
         };
         // Converted blocks carry the parts' WAL marks, which must not exceed the file's.
         store.write_flushed_mark(mark)?;
@@ -370,6 +381,7 @@ impl Store {
             block::table_ids(&block.dir, 3, &mut live.functions)?;
             block::table_ids(&block.dir, 4, &mut live.mappings)?;
         }
+        self.remote_live_ids(&mut live)?;
         let mut w = self.writable.lock().expect("writable lock");
         let (mut series, mut stacks) = (Vec::new(), Vec::new());
         let view = self.view.read().expect("view lock");
@@ -839,10 +851,17 @@ impl Store {
                 )
             })
             .unzip();
+        let remote = view
+            .remote
+            .iter()
+            .filter(|r| r.part().overlaps(profile_type, start, end))
+            .map(|r| (r.url.clone(), (r.meta.min_time, r.meta.max_time)))
+            .collect();
         Snapshot {
             parts,
             part_bounds,
             batches,
+            remote,
         }
     }
 
@@ -872,6 +891,13 @@ impl Store {
         }
         for frozen in &view.frozen {
             types.extend(frozen.head.types.keys().cloned());
+        }
+        for remote in view
+            .remote
+            .iter()
+            .filter(|r| r.meta.max_time >= start && r.meta.min_time <= end)
+        {
+            types.insert(remote.meta.profile_type.clone());
         }
         types.into_iter().collect()
     }

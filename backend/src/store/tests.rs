@@ -661,3 +661,105 @@ fn metadata_gc_removes_what_only_deleted_blocks_used() {
     assert_eq!(total(&store), (3, 4));
     assert_eq!(entries(&store, "series"), 2);
 }
+
+/// A folder bucket (`FILESYSTEM` outside the data dirs).
+fn folder_bucket(dir: &Path) -> bucket::Bucket {
+    use crate::config::object_storage::{BucketConfig, FilesystemConfig, ObjectStorage, Provider};
+    let config = ObjectStorage {
+        bucket: BucketConfig {
+            provider: Provider::Filesystem(FilesystemConfig {
+                directory: dir.to_owned(),
+            }),
+            prefix: "shared".into(),
+        },
+    };
+    bucket::Bucket::open(&config, &dir.join("../unused"))
+        .unwrap()
+        .unwrap()
+}
+
+/// Uploads every block of `data` into `bucket` and waits for it.
+async fn upload_all(bucket: &bucket::Bucket, data: &Path) {
+    let uploader = bucket::Uploader::new(bucket.clone(), data);
+    uploader.reconcile().await.unwrap();
+    let task = tokio::spawn(uploader.clone().run());
+    uploader
+        .drain(Instant::now() + Duration::from_secs(20))
+        .await;
+    task.abort();
+    assert_eq!(uploader.stats().backlog_blocks(), 0);
+}
+
+fn merged_total(store: &Store) -> Vec<(u64, i64)> {
+    let sel = crate::query::Selection {
+        profile_type: TYPE.parse().unwrap(),
+        selector: shared::labels::Selector::default(),
+        start: i64::MIN,
+        end: i64::MAX,
+    };
+    let rt = tokio::runtime::Handle::current();
+    let merged = tokio::task::block_in_place(|| rt.block_on(crate::query::merge(store, &sel)));
+    merged
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.stack, s.value))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_with_an_empty_dir_reads_another_ones_blocks_from_the_bucket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = Arc::new(Store::open(&tmp.path().join("a"), opts()).unwrap());
+    let hour = 3_600_000;
+    let t0 = now_ms() - 9 * hour;
+    for (i, ts) in [1_000, 2_000, 3 * hour, 3 * hour + 5, 7 * hour]
+        .into_iter()
+        .enumerate()
+    {
+        a.write(batch(&a, "api", t0 + ts, 3 + i as u64)).unwrap();
+        a.flush().unwrap();
+    }
+    a.compact().unwrap();
+    let expected = merged_total(&a);
+    assert!(!expected.is_empty());
+
+    let bucket = folder_bucket(&tmp.path().join("bucket"));
+    upload_all(&bucket, &tmp.path().join("a")).await;
+    let b = Arc::new(Store::open(&tmp.path().join("b"), opts()).unwrap());
+    let cache =
+        cache::CachedStore::open(bucket.object_store(), &tmp.path().join("b/cache"), 1 << 20)
+            .unwrap();
+    let cache_stats = cache.stats();
+    let base = crate::query::register_bucket("store-test-a", Arc::new(cache)).unwrap();
+    let stats = Arc::new(bucket::UploadStats::default());
+    let follower = follow::Follower::new(bucket.clone(), b.clone(), stats, base);
+    let found = follower.refresh().await.unwrap();
+    assert_eq!(found.remote, a.blocks().len(), "{found:?}");
+    assert_eq!(merged_total(&b), expected, "the same stacks and values");
+    let misses = cache_stats
+        .misses
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(misses > 0);
+    assert_eq!(merged_total(&b), expected, "again, from the read cache");
+    assert_eq!(
+        cache_stats
+            .misses
+            .load(std::sync::atomic::Ordering::Relaxed),
+        misses,
+        "nothing fetched twice"
+    );
+    // Beside blocks of its own: both are read (2 rows of values 1 and 2).
+    b.write(batch(&b, "web", t0 + 4 * hour, 2)).unwrap();
+    b.flush().unwrap();
+    let sum = |stacks: &[(u64, i64)]| stacks.iter().map(|(_, v)| v).sum::<i64>();
+    assert_eq!(sum(&merged_total(&b)), sum(&expected) + 3);
+    // The node that wrote them reads none of its own blocks from the bucket.
+    let own = follow::Follower::new(
+        bucket,
+        a.clone(),
+        Arc::new(bucket::UploadStats::default()),
+        "bucket://store-test-a/".into(),
+    );
+    assert_eq!(own.refresh().await.unwrap().remote, 0);
+    assert_eq!(merged_total(&a), expected);
+}
