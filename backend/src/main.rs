@@ -268,7 +268,7 @@ async fn open_store(cli: &Cli, uploader: Option<&Uploader>) -> anyhow::Result<Ar
         retention: cli.retention,
         block_window: cli.block_window,
         flush_rows: cli.head_flush_rows,
-        flush_age: cli.head_flush_age,
+        flush_age: cli.head_flush_age(uploader.is_some()),
         trash_grace: cli.trash_grace,
         on_durable: uploader.map(Uploader::hook),
         ..StoreOptions::default()

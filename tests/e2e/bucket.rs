@@ -65,6 +65,12 @@ fn total(http: &Http, server: &Cinder) -> i64 {
         .unwrap_or(0)
 }
 
+/// The total, or `None` while the server does not know the type yet.
+fn try_total(http: &Http, server: &Cinder) -> Option<i64> {
+    let resp = http.get(&top_url(server), false);
+    (resp.status == 200).then(|| resp.json()["total"].as_i64().unwrap_or(0))
+}
+
 /// One metric's value from `/metrics` (`None` when absent).
 fn metric(http: &Http, server: &Cinder, name: &str) -> Option<f64> {
     let body = http.get(&format!("{}/metrics", server.url()), false).body;
@@ -82,16 +88,28 @@ fn wait_for(what: &str, secs: u64, mut ready: impl FnMut() -> bool) {
 }
 
 /// The files of the local blocks (`blocks/<ULID>/<file>`, finished blocks only) and
-/// their bytes; a block merged away meanwhile is left out.
+/// their bytes; a block merged away (named in another's `sources`, waiting out its grace
+/// period on disk, and deleted from the bucket) is left out.
 fn local_blocks(data_dir: &Path) -> Vec<(String, Vec<u8>)> {
     let entries = |dir: &Path| {
         std::fs::read_dir(dir)
             .map(|d| d.filter_map(Result::ok).collect::<Vec<_>>())
             .unwrap_or_default()
     };
+    let mut merged_away = std::collections::HashSet::new();
+    for block in entries(&data_dir.join("blocks")) {
+        let meta: serde_json::Value = std::fs::read(block.path().join("meta.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        for source in meta["sources"].as_array().into_iter().flatten() {
+            merged_away.insert(source.as_str().unwrap_or_default().to_owned());
+        }
+    }
     let mut files = Vec::new();
     for block in entries(&data_dir.join("blocks")) {
-        if !block.path().join("meta.json").is_file() {
+        let name = block.file_name().to_string_lossy().into_owned();
+        if !block.path().join("meta.json").is_file() || merged_away.contains(&name) {
             continue;
         }
         let ulid = block.file_name().to_string_lossy().into_owned();
@@ -116,7 +134,7 @@ fn all_uploaded(http: &Http, moto: &Moto, data_dir: &Path) -> bool {
             listed
                 .iter()
                 .any(|(k, size)| *k == key && *size == bytes.len() as u64)
-                && moto.get(http, BUCKET, &key) == *bytes
+                && moto.get(http, BUCKET, &key).as_ref() == Some(bytes)
         })
 }
 
@@ -521,4 +539,190 @@ fn two_nodes_sharded_by_hashmod_and_a_third_that_answers_for_both() {
             .is_none(),
         "node c stores none of it itself"
     );
+}
+
+/// ULIDs of the blocks with a `meta.json` under `blocks/` (in the bucket, or in a folder).
+fn bucket_blocks(http: &Http, moto: &Moto) -> Vec<String> {
+    let mut ulids: Vec<String> = moto
+        .list(http, BUCKET)
+        .into_iter()
+        .filter_map(|(key, _)| {
+            let rest = key.strip_prefix(&format!("{PREFIX}/blocks/"))?;
+            let ulid = rest.strip_suffix("/meta.json")?;
+            Some(ulid.to_owned())
+        })
+        .collect();
+    ulids.sort();
+    ulids
+}
+
+fn folder_blocks(dir: &Path) -> Vec<String> {
+    let mut ulids: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.path().join("meta.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    ulids.sort();
+    ulids
+}
+
+#[test]
+fn retention_and_compaction_clear_the_bucket_of_what_left_the_node() {
+    let Some(moto) = Moto::start(&[]) else { return };
+    let http = Http::new();
+    moto.create_bucket(&http, BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |name: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    let short = [
+        "--retention",
+        "15s",
+        "--block-window",
+        "1s",
+        "--head-flush-rows",
+        "4",
+        "--head-flush-age",
+        "1s",
+        "--maintain-interval",
+        "1s",
+        "--trash-grace",
+        "1s",
+        "--bucket-refresh",
+        "1s",
+    ];
+    let node = |name: &str| {
+        let cfg = config(&dir(name), &moto.endpoint(), "");
+        let mut args = vec!["--config", cfg.to_str().unwrap()];
+        args.extend(short);
+        Cinder::start(&args)
+    };
+    let a = node("a");
+    let b = node("b");
+    let first = now_ms();
+    for i in 0..10 {
+        assert_eq!(push(&http, &a, first + i * 100, 2), 200);
+    }
+    wait_for("the first blocks in the bucket and on node b", 30, || {
+        !bucket_blocks(&http, &moto).is_empty() && try_total(&http, &b) == Some(20)
+    });
+    let early = bucket_blocks(&http, &moto);
+    // Half a minute of pushes: blocks are merged and expire all along.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        assert_eq!(push(&http, &a, now_ms(), 1), 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let range = format!("start={first}&end={}", first + 1000);
+    let early_total = |server: &Cinder| {
+        let query = format!("{CPU_SAMPLES}{{job=\"bucket\"}}");
+        top(&http, server, &query, &range)["total"]
+            .as_i64()
+            .unwrap_or(0)
+    };
+    wait_for(
+        "the bucket to hold node a's blocks and no others",
+        20,
+        || bucket_blocks(&http, &moto) == folder_blocks(&a.data_dir.join("blocks")),
+    );
+    let now = bucket_blocks(&http, &moto);
+    assert!(
+        early.iter().all(|u| !now.contains(u)),
+        "the first blocks left the bucket: {early:?} {now:?}"
+    );
+    assert_eq!(early_total(&a), 0, "expired on node a");
+    assert_eq!(early_total(&b), 0, "expired on node b");
+    wait_for(
+        "node b to keep copies of blocks in the bucket only",
+        10,
+        || {
+            let copies = folder_blocks(&b.data_dir.join("remote"));
+            let listed = bucket_blocks(&http, &moto);
+            copies.iter().all(|u| listed.contains(u))
+        },
+    );
+}
+
+#[test]
+fn a_block_in_the_bucket_reads_with_pyarrow_alone_and_gives_cinders_answer() {
+    let Some(python) = crate::harness::prerequisite(
+        "pyarrow in .tools/venv (cargo xtask test installs it)",
+        crate::harness::pyarrow_python(),
+    ) else {
+        return;
+    };
+    let Some(moto) = Moto::start(&[]) else { return };
+    let http = Http::new();
+    moto.create_bucket(&http, BUCKET);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Cinder::start(&[
+        "--config",
+        config(tmp.path(), &moto.endpoint(), "").to_str().unwrap(),
+    ]);
+    let stacks: [(&[&str], i64); 3] = [
+        (&["main.work", "main.main"], 7),
+        (&["main.sleep", "main.main"], 3),
+        (&["runtime.gc"], 2),
+    ];
+    for i in 0..3 {
+        let url = format!("{}/api/v1/ingest?__name__=cpu&job=bucket", server.url());
+        let body = cpu_profile(now_ms() - 5000 + i * 100, &stacks);
+        assert_eq!(http.post(&url, body).status, 200);
+    }
+    let answer = http.get(&top_url(&server), false).json();
+    let mut expected: Vec<(String, i64)> = answer["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["function"].as_str().unwrap().to_owned(),
+                r["flat"].as_i64().unwrap(),
+            )
+        })
+        .filter(|(_, flat)| *flat != 0)
+        .collect();
+    expected.sort();
+    server.terminate();
+    wait_for("the exit flush's blocks in the bucket", 30, || {
+        all_uploaded(&http, &moto, &server.data_dir)
+    });
+
+    // Every block of the type, copied out of the bucket and read by pyarrow alone.
+    let mut flat: std::collections::BTreeMap<String, i64> = Default::default();
+    for ulid in bucket_blocks(&http, &moto) {
+        let dir = tmp.path().join("copy").join(&ulid);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (key, _) in moto.list(&http, BUCKET) {
+            if let Some(name) = key.strip_prefix(&format!("{PREFIX}/blocks/{ulid}/")) {
+                std::fs::write(dir.join(name), moto.get(&http, BUCKET, &key).unwrap()).unwrap();
+            }
+        }
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/pyarrow/top_functions.py");
+        let out = std::process::Command::new(&python)
+            .arg(&script)
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        if read["profile_type"] != CPU_SAMPLES {
+            continue;
+        }
+        for (name, value) in read["flat"].as_object().unwrap() {
+            *flat.entry(name.clone()).or_default() += value.as_i64().unwrap();
+        }
+    }
+    let read: Vec<(String, i64)> = flat.into_iter().filter(|(_, v)| *v != 0).collect();
+    assert_eq!(read, expected, "pyarrow's flat values are Cinder's");
+    assert_eq!(read.iter().map(|(_, v)| v).sum::<i64>(), 36);
 }

@@ -216,6 +216,7 @@ fn cargo_test(args: &[String], ui: &Path, bin: &Path) -> Result<()> {
         .env("CINDER_E2E_UI_DIR", ui)
         .env("CINDER_E2E_ONE_FILE_BIN", bin)
         .env("CINDER_E2E_MOTO", tools::moto_server())
+        .env("CINDER_E2E_PYTHON", tools::venv_python())
         .env("CINDER_SKIP_LOG", &skip_log)
         // This command installs the browser and Go, so tests needing them must not skip.
         // The real-world corpus beside the repository is required only under CI=true.

@@ -50,7 +50,8 @@ pub(crate) const MOTO_VERSION: &str = "5.2.5";
 /// What the tests run besides cargo: Chromium, chromedriver, Go and moto's S3 server
 /// (downloaded at the same time).
 pub(crate) fn ensure_test_tools() -> Result<()> {
-    let moto = std::thread::spawn(ensure_moto);
+    // One pip at a time in the venv: pyarrow after moto, beside the Debian packages.
+    let moto = std::thread::spawn(|| ensure_moto().and_then(|_| ensure_pyarrow()));
     let debian = ensure_debian_packages(&[
         ("chromium", "chromium"),
         ("chromedriver", "chromium-driver"),
@@ -124,6 +125,40 @@ fn ensure_moto() -> Result<PathBuf> {
     ));
     pip_install("moto[server]", "moto", MOTO_VERSION, &moto_server())?;
     Ok(moto_server())
+}
+
+/// The pyarrow release the open-format test reads a block with.
+pub(crate) const PYARROW_VERSION: &str = "26.0.1";
+
+/// The venv's Python (what the tests get in `CINDER_E2E_PYTHON`).
+pub(crate) fn venv_python() -> PathBuf {
+    root().join(".tools/venv/bin/python")
+}
+
+/// pyarrow of [`PYARROW_VERSION`] in `.tools/venv`, installed from PyPI unless it is there.
+fn ensure_pyarrow() -> Result<()> {
+    let probe = || {
+        output(
+            Command::new(venv_python()).args(["-c", "import pyarrow; print(pyarrow.__version__)"]),
+        )
+        .unwrap_or_default()
+    };
+    if probe().trim() == PYARROW_VERSION {
+        return Ok(());
+    }
+    step(&format!(
+        "installing pyarrow {PYARROW_VERSION} into .tools/venv (once per machine)"
+    ));
+    let venv = ensure_venv()?;
+    status(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("pyarrow=={PYARROW_VERSION}")),
+    )?;
+    if probe().trim() != PYARROW_VERSION {
+        bail!("pyarrow {PYARROW_VERSION} installed, but the venv's python cannot import it");
+    }
+    Ok(())
 }
 
 /// The wasm32 target of rustup.

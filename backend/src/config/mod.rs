@@ -244,10 +244,11 @@ pub struct Cli {
     )]
     pub head_flush_rows: usize,
 
-    /// Flush the head into a block once its oldest row is this old. With object storage
-    /// this bounds how soon other nodes see this node's profiles (with `--bucket-refresh`).
-    #[arg(long, env = "CINDER_HEAD_FLUSH_AGE", value_name = "DURATION", default_value = "10m", value_parser = parse_block_window)]
-    pub head_flush_age: Duration,
+    /// Flush the head into a block once its oldest row is this old [default: 10m, or 1m
+    /// with object storage, where it bounds how soon other nodes see this node's
+    /// profiles, with `--bucket-refresh`].
+    #[arg(long, env = "CINDER_HEAD_FLUSH_AGE", value_name = "DURATION", value_parser = parse_block_window)]
+    pub head_flush_age: Option<Duration>,
 
     /// With object storage: how often the bucket's block list is read, so that queries
     /// see the blocks other nodes uploaded.
@@ -268,7 +269,21 @@ pub struct Cli {
     pub trash_grace: Duration,
 }
 
+/// `--head-flush-age` without object storage.
+pub const HEAD_FLUSH_AGE: Duration = Duration::from_secs(600);
+/// `--head-flush-age` with object storage: fresher blocks for the other nodes.
+pub const HEAD_FLUSH_AGE_SHARED: Duration = Duration::from_secs(60);
+
 impl Cli {
+    /// How old the head's oldest row may get before a flush (see `--head-flush-age`).
+    pub fn head_flush_age(&self, shared_bucket: bool) -> Duration {
+        self.head_flush_age.unwrap_or(if shared_bucket {
+            HEAD_FLUSH_AGE_SHARED
+        } else {
+            HEAD_FLUSH_AGE
+        })
+    }
+
     /// The admission and cardinality limits the flags set.
     pub fn limits(&self) -> admission::Limits {
         admission::Limits {

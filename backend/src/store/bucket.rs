@@ -210,6 +210,27 @@ impl Bucket {
             .collect())
     }
 
+    /// Deletes the objects under `folder` (a block's), `meta.json` first so that a reader
+    /// never sees a listed block with files missing. Returns how many went.
+    pub(crate) async fn delete_folder(&self, folder: &str) -> Result<usize, OpError> {
+        let sizes = self.sizes_under(folder).await?;
+        let mut keys: Vec<&String> = sizes
+            .keys()
+            .filter(|k| {
+                k.strip_prefix(folder)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .collect();
+        keys.sort_by_key(|k| (!k.ends_with(META_FILE), k.as_str()));
+        for key in &keys {
+            match self.store.delete(&self.object_path(key)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(err) => return Err(op_error("delete", key, &err)),
+            }
+        }
+        Ok(keys.len())
+    }
+
     /// Uploads one local file as `key` and checks the object's size.
     async fn put_file(&self, key: &str, file: &Path) -> Result<u64, OpError> {
         let location = self.object_path(key);
@@ -461,14 +482,23 @@ fn op_error(op: &'static str, key: &str, err: &dyn std::error::Error) -> OpError
     }
 }
 
-/// The store's announcement of a durable block (a file or a block directory).
+/// The store's announcements: a block became durable (a file or a block directory), or a
+/// block directory was deleted (merged away or expired, after its grace period).
 #[derive(Clone)]
-pub struct OnDurable(Arc<dyn Fn(&Path) + Send + Sync>);
+pub struct OnDurable {
+    durable: Arc<dyn Fn(&Path) + Send + Sync>,
+    gone: Arc<dyn Fn(&Path) + Send + Sync>,
+}
 
 impl OnDurable {
-    /// Calls the hook with the block's path.
+    /// Calls the hook with the durable block's path.
     pub fn announce(&self, path: &Path) {
-        (self.0)(path)
+        (self.durable)(path)
+    }
+
+    /// Calls the hook with the path of a block directory that was deleted.
+    pub fn announce_gone(&self, path: &Path) {
+        (self.gone)(path)
     }
 }
 
@@ -569,12 +599,26 @@ impl UploadStats {
     }
 }
 
-/// One block to upload: its files (keys relative to the data dir), `meta.json` last.
+/// One block to upload (its files, keys relative to the data dir, `meta.json` last), or
+/// to delete from the bucket (no files; `delete` names its folder key).
 #[derive(Debug, Clone)]
 struct Unit {
     key: String,
     files: Vec<(String, PathBuf)>,
     bytes: u64,
+    delete: Option<String>,
+}
+
+impl Unit {
+    /// The deletion of the block folder `blocks/<ULID>` from the bucket.
+    fn deletion(folder: String) -> Unit {
+        Unit {
+            key: format!("delete {folder}"),
+            files: Vec::new(),
+            bytes: 0,
+            delete: Some(folder),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -617,8 +661,20 @@ impl Uploader {
 
     /// The hook the store calls for every block it has made durable.
     pub fn hook(&self) -> OnDurable {
-        let this = self.clone();
-        OnDurable(Arc::new(move |path: &Path| this.enqueue_path(path)))
+        let (this, that) = (self.clone(), self.clone());
+        OnDurable {
+            durable: Arc::new(move |path: &Path| this.enqueue_path(path)),
+            gone: Arc::new(move |path: &Path| that.enqueue_deletion(path)),
+        }
+    }
+
+    /// Queues the deletion from the bucket of a block directory deleted locally (merged
+    /// away or expired). It goes after every upload queued before it, so the block that
+    /// replaced a merged one is in the bucket first.
+    pub fn enqueue_deletion(&self, path: &Path) {
+        if let Some(key) = relative_key(&self.0.root, path).filter(|k| k.starts_with("blocks/")) {
+            self.enqueue(Unit::deletion(key));
+        }
     }
 
     /// The bucket it uploads into.
@@ -667,6 +723,7 @@ impl Uploader {
                 files: vec![(key.clone(), path.to_owned())],
                 key,
                 bytes: meta.len(),
+                delete: None,
             }));
         }
         if !path.join(META_FILE).is_file() {
@@ -684,7 +741,12 @@ impl Uploader {
         }
         // Name order, the meta file last: a block is complete once its meta is there.
         files.sort_by_key(|(k, _)| (k.ends_with(META_FILE), k.clone()));
-        Ok(Some(Unit { key, files, bytes }))
+        Ok(Some(Unit {
+            key,
+            files,
+            bytes,
+            delete: None,
+        }))
     }
 
     /// Local blocks, by unit.
@@ -723,6 +785,10 @@ impl Uploader {
             .local_units()
             .map_err(|e| format!("reading local blocks: {e}"))?;
         let mut queued = 0;
+        for folder in superseded_in_bucket(&self.0.root, &remote) {
+            self.enqueue(Unit::deletion(folder));
+            queued += 1;
+        }
         for unit in units {
             let present = unit.files.iter().all(|(key, path)| {
                 let local = std::fs::metadata(path).map(|m| m.len()).ok();
@@ -801,6 +867,15 @@ impl Uploader {
     }
 
     async fn upload(&self, unit: &Unit) -> Outcome {
+        if let Some(folder) = &unit.delete {
+            return match self.0.bucket.delete_folder(folder).await {
+                Ok(n) => {
+                    tracing::debug!(block = %folder, objects = n, "deleted a block from the bucket");
+                    Outcome::Done
+                }
+                Err(err) => Outcome::Failed(err),
+            };
+        }
         for (key, path) in &unit.files {
             if !path.exists() {
                 return Outcome::Gone;
@@ -852,6 +927,30 @@ impl Uploader {
 }
 
 /// `parts/x.parquet` or `blocks/ULID` for a path inside the data dir's block folders.
+/// Block folders (`blocks/<ULID>`) in the bucket listing that a local block names among
+/// its `sources`: merged away here, left in the bucket by a restart before their deletion.
+fn superseded_in_bucket(root: &Path, remote: &HashMap<String, u64>) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(root.join("blocks")) else {
+        return Vec::new();
+    };
+    let mut sources = HashSet::new();
+    for entry in entries.flatten() {
+        if let Ok(Some(block)) = super::block::Block::open(&entry.path()) {
+            sources.extend(block.meta.sources);
+        }
+    }
+    let mut folders: Vec<String> = sources
+        .into_iter()
+        .map(|ulid| format!("blocks/{ulid}"))
+        .filter(|folder| {
+            let meta = format!("{folder}/{META_FILE}");
+            remote.contains_key(&meta)
+        })
+        .collect();
+    folders.sort();
+    folders
+}
+
 fn relative_key(root: &Path, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
     let parts: Vec<&str> = rel.iter().map(|c| c.to_str()).collect::<Option<_>>()?;

@@ -736,7 +736,12 @@ impl Store {
             let removed = ignore_missing(self.io.remove_file(&dir.join(block::META_FILE)))
                 .and_then(|()| ignore_missing(self.io.remove_dir_all(dir)));
             match removed {
-                Ok(()) => false,
+                Ok(()) => {
+                    if let Some(hook) = &self.options.on_durable {
+                        hook.announce_gone(dir);
+                    }
+                    false
+                }
                 Err(err) => {
                     first_err.get_or_insert(err);
                     true
