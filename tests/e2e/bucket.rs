@@ -726,3 +726,56 @@ fn a_block_in_the_bucket_reads_with_pyarrow_alone_and_gives_cinders_answer() {
     assert_eq!(read, expected, "pyarrow's flat values are Cinder's");
     assert_eq!(read.iter().map(|(_, v)| v).sum::<i64>(), 36);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_explore_page_of_one_node_draws_the_profiles_another_node_stored() {
+    use crate::ui_pages::{blocking, text_with, wait_for_flame};
+    let ui = crate::harness::ui_dir();
+    if crate::harness::prerequisite("the UI built by trunk (CINDER_E2E_UI_DIR)", ui).is_none() {
+        return;
+    }
+    let Some(moto) = blocking(|| Moto::start(&[])) else {
+        return;
+    };
+    let Some(browser) = crate::browser::Browser::start().await else {
+        return;
+    };
+    let _shot = browser.screenshot_on_panic("bucket-explore");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |name: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    };
+    let time = now_ms() - 60_000;
+    let (_a, b) = blocking(|| {
+        let http = Http::new();
+        moto.create_bucket(&http, BUCKET);
+        let a = start_follower(&config(&dir("a"), &moto.endpoint(), ""));
+        let url = format!("{}/api/v1/ingest?__name__=cpu&job=bucket", a.url());
+        let body = cpu_profile(time, &[(&["main.storedOnNodeA", "main.main"], 40)]);
+        assert_eq!(http.post(&url, body).status, 200);
+        wait_for("node a's profile flushed and in the bucket", 40, || {
+            metric(&http, &a, "cinder_store_head_rows") == Some(0.0)
+                && metric(&http, &a, "cinder_bucket_upload_backlog_blocks") == Some(0.0)
+                && all_uploaded(&http, &moto, &a.data_dir)
+        });
+        let b = start_follower(&config(&dir("b"), &moto.endpoint(), ""));
+        (a, b)
+    });
+    let expression = format!("{CPU_SAMPLES}{{job=\"bucket\"}}");
+    let url = format!(
+        "{}/?expression_a={}&from_a={}&to_a={}",
+        b.url(),
+        crate::harness::enc(&expression),
+        time - 600_000,
+        time + 600_000
+    );
+    browser.open(&url, "page-explore").await;
+    wait_for_flame(&browser).await;
+    let top = text_with(&browser, "top-table", "main.storedOnNodeA").await;
+    assert!(
+        top.contains("main.storedOnNodeA"),
+        "node b's top table: {top}"
+    );
+}
