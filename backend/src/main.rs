@@ -195,8 +195,10 @@ async fn follow_bucket(uploader: &Uploader, store: &Arc<Store>, cli: &Cli) -> an
     let _ = uploader.stats().cache.set(cache.stats());
     let base_url = backend::query::register_bucket("cinder", Arc::new(cache))?;
     let follower = Follower::new(bucket, store.clone(), uploader.stats(), base_url);
+    let known = follower.adopt_local_copies().await;
     match tokio::time::timeout(FIRST_REFRESH, follower.refresh()).await {
         Ok(Ok(found)) => tracing::info!(
+            known,
             listed = found.listed,
             remote = found.remote,
             fetched = found.fetched,
@@ -206,6 +208,7 @@ async fn follow_bucket(uploader: &Uploader, store: &Arc<Store>, cli: &Cli) -> an
             tracing::warn!(%err, "cannot read the bucket's block list; queries answer from local blocks (partial) until it answers")
         }
         Err(_) => {
+            store.set_bucket_reachable(false);
             tracing::warn!(timeout = ?FIRST_REFRESH, "the bucket's block list did not arrive in time; it is read again in the background")
         }
     }

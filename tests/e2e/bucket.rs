@@ -371,7 +371,7 @@ fn a_second_node_with_an_empty_data_dir_answers_for_the_first_and_says_when_it_c
     );
 
     // A fresh node reads the bucket before it is ready: the same answer at once.
-    let b = start_follower(&config(&dir("b"), &moto.endpoint(), ""));
+    let mut b = start_follower(&config(&dir("b"), &moto.endpoint(), ""));
     assert_eq!(total(&http, &b), first, "node b answers for node a");
     let (top_a, top_b) = (http.get(&top_url(&a), false), http.get(&top_url(&b), false));
     assert_eq!(top_b.json(), top_a.json(), "the same functions and values");
@@ -407,6 +407,16 @@ fn a_second_node_with_an_empty_data_dir_answers_for_the_first_and_says_when_it_c
     assert_eq!(types.status, 200);
     assert!(types.json().is_array(), "arrays keep their shape");
     let during = push_some(3);
+    // Restarted while the bucket is away, node b still knows what it is missing.
+    b.restart();
+    let after_restart = http.get(&top_url(&b), false);
+    assert_eq!(after_restart.status, 200);
+    assert_eq!(
+        after_restart.json()["partial"],
+        true,
+        "{}",
+        after_restart.json()
+    );
 
     // moto comes back empty: node a uploads everything again and node b sees all of it.
     moto.start_again();

@@ -69,6 +69,32 @@ impl Follower {
         }
     }
 
+    /// Adopts the blocks whose copies a previous run left under `<data>/remote/` (their
+    /// `meta.json` is there, written last), so that a restart that cannot reach the
+    /// bucket still knows them, and its answers say that they are missing. Returns how
+    /// many.
+    pub async fn adopt_local_copies(&self) -> usize {
+        let dir = self.store.remote_dir();
+        let mut copies = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let Ok(Some(block)) = block::Block::open(&entry.path()) else {
+                    continue;
+                };
+                let samples = format!("blocks/{}/{}", block.meta.ulid, block::SAMPLES_FILE);
+                copies.push(RemoteBlock {
+                    url: format!("{}{}", self.base_url, self.bucket.object_path(&samples)),
+                    meta: block.meta,
+                    symbols: block.dir,
+                });
+            }
+        }
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.adopt_remote(copies).len())
+            .await
+            .unwrap_or(0)
+    }
+
     /// Refreshes every `every`, forever; failures are logged and retried at the next tick.
     pub async fn run(self, every: Duration) {
         let mut tick = tokio::time::interval(every);
