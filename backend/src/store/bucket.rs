@@ -170,15 +170,19 @@ impl Bucket {
         self.store.clone()
     }
 
-    /// Reads one object whole (a `meta.json` or a symbol table).
-    pub(crate) async fn get_bytes(&self, key: &str) -> Result<bytes::Bytes, OpError> {
+    /// Reads one object whole (a `meta.json` or a symbol table); `None` when it is not
+    /// there (deleted since it was listed).
+    pub(crate) async fn get_bytes(&self, key: &str) -> Result<Option<bytes::Bytes>, OpError> {
         let location = self.object_path(key);
-        let got = self
-            .store
-            .get(&location)
+        let got = match self.store.get(&location).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(err) => return Err(op_error("get", key, &err)),
+        };
+        got.bytes()
             .await
-            .map_err(|e| op_error("get", key, &e))?;
-        got.bytes().await.map_err(|e| op_error("get", key, &e))
+            .map(Some)
+            .map_err(|e| op_error("get", key, &e))
     }
 
     /// The object path of `key` (relative to the prefix).

@@ -187,6 +187,8 @@ impl Follower {
                 self.stats.error(e.op);
                 e.to_string()
             })?;
+            // Deleted since the listing: gone, like a block no longer listed.
+            let Some(bytes) = bytes else { continue };
             match parse_meta(ulid, &bytes) {
                 Ok(meta) => {
                     self.metas
@@ -239,6 +241,9 @@ impl Follower {
                 self.stats.error(e.op);
                 e.to_string()
             })?;
+            let Some(bytes) = bytes else {
+                return Err(format!("{key} was deleted since it was listed"));
+            };
             if bytes.len() as u64 != listed.size || crc32fast::hash(&bytes) != listed.crc32 {
                 return Err(format!("{key} does not match its meta.json"));
             }

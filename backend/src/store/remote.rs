@@ -187,3 +187,54 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(ulid: &str, sources: &[&str], window_start: i64) -> BlockMeta {
+        BlockMeta {
+            ulid: ulid.into(),
+            version: block::BLOCK_VERSION,
+            profile_type: "t".into(),
+            window_start,
+            window_len: 1000,
+            min_time: window_start,
+            max_time: window_start + 999,
+            rows: 1,
+            level: 0,
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            wal_upto: 0,
+            converted_from: None,
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn merged_away_local_and_expired_blocks_do_not_count() {
+        let now = now_ms();
+        let local_meta = meta("L", &["X"], now);
+        let local: HashMap<String, Block> = [(
+            "L".to_owned(),
+            Block {
+                dir: PathBuf::from("/l"),
+                meta: local_meta,
+            },
+        )]
+        .into();
+        let listed = [
+            meta("A", &[], now),            // another node's: counts
+            meta("B", &[], now),            // merged into C below
+            meta("C", &["B"], now),         // counts
+            meta("L", &[], now),            // this node's own
+            meta("X", &[], now),            // merged into the local L
+            meta("OLD", &[], now - 90_000), // its window ended 89 s ago
+        ];
+        let counts = counting(&local, &listed, Duration::from_secs(60));
+        let mut counts: Vec<&str> = counts.iter().map(String::as_str).collect();
+        counts.sort();
+        assert_eq!(counts, ["A", "C"]);
+        let keep_all = counting(&local, &listed, Duration::ZERO);
+        assert!(keep_all.contains("OLD"), "retention 0 keeps everything");
+    }
+}
