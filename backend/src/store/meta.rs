@@ -679,17 +679,18 @@ impl Metadata {
     /// Entries per kind (sled trees; series also in memory), for `/metrics`.
     pub fn counts(&self) -> [(&'static str, usize); 7] {
         let n = |t: TreeId| self.tree(t).len();
+        // One lock at a time, each released before the next: `remember` takes `known`
+        // then `index`, so holding `index` while waiting for `known` would deadlock.
+        let series = self.index.read().expect("index lock").labels.len();
+        let known = self.known.lock().expect("known lock").len();
         [
-            (
-                "series",
-                self.index.read().expect("index lock").labels.len(),
-            ),
+            ("series", series),
             ("postings", n(TreeId::Postings)),
             ("stacks", n(TreeId::Stacks)),
             ("locations", n(TreeId::Locations)),
             ("functions", n(TreeId::Functions)),
             ("mappings", n(TreeId::Mappings)),
-            ("known", self.known.lock().expect("known lock").len()),
+            ("known", known),
         ]
     }
 
@@ -935,6 +936,47 @@ impl MetaBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counting_entries_while_writes_land_does_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = std::sync::Arc::new(Metadata::open(dir.path()).unwrap());
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = {
+            let (meta, done) = (meta.clone(), done.clone());
+            std::thread::spawn(move || {
+                for i in 0..1000u64 {
+                    let mut batch = MetaBatch::default();
+                    let f = FunctionMeta {
+                        name: format!("f{i}"),
+                        system_name: String::new(),
+                        filename: String::new(),
+                        start_line: 0,
+                    };
+                    batch.function(&meta, &f);
+                    batch.series(&meta, &labels(&[("i", &i.to_string())]));
+                    meta.apply(&batch.entries).unwrap();
+                }
+                done.send(()).unwrap();
+            })
+        };
+        let reader = {
+            let meta = meta.clone();
+            std::thread::spawn(move || {
+                for _ in 0..1000 {
+                    std::hint::black_box(meta.counts());
+                }
+                done.send(()).unwrap();
+            })
+        };
+        for _ in 0..2 {
+            finished
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("a metrics read and a write deadlocked");
+        }
+        writer.join().unwrap();
+        reader.join().unwrap();
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         let mut l = Labels::default();
