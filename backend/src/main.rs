@@ -118,6 +118,7 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
     let local_addr = listener.local_addr()?;
     tokio::task::spawn_blocking(backend::debug::warm_symbolizer);
+    backend::query::set_memory_limit(cli.query_memory);
     let metrics = Arc::new(Metrics::default());
     let admission = Admission::new(cli.limits());
     let state = AppState::new()

@@ -764,3 +764,45 @@ fn a_scrape_past_the_series_limit_fails_naming_it() {
         .json();
     assert_eq!(types, serde_json::json!([]), "nothing was stored");
 }
+
+#[test]
+fn a_query_over_the_query_memory_pool_is_refused_with_422_and_the_server_goes_on() {
+    let server = Cinder::start(&["--query-memory", "256KiB"]);
+    let http = Http::new();
+    // 20,000 distinct stacks: their aggregation needs far more than 256 KiB.
+    let names: Vec<String> = (0..20_000).map(|i| format!("main.f{i}")).collect();
+    let stacks: Vec<(Vec<&str>, i64)> = names
+        .iter()
+        .map(|n| (vec![n.as_str(), "main.main"], 1))
+        .collect();
+    let stacks: Vec<(&[&str], i64)> = stacks.iter().map(|(f, v)| (f.as_slice(), *v)).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let url = format!("{}/api/v1/ingest?__name__=cpu&job=big", server.url());
+    assert_eq!(http.post(&url, cpu_profile(now, &stacks)).status, 200);
+    let query = enc("cpu:samples:count:cpu:nanoseconds:delta{job=\"big\"}");
+    let url = format!(
+        "{}/api/v1/query?report=top&format=json&query={query}&{ALL_TIME}",
+        server.url()
+    );
+    let resp = http.get(&url, false);
+    assert_eq!(resp.status, 422, "{}", String::from_utf8_lossy(&resp.body));
+    let body = resp.json();
+    assert!(
+        body["detail"].as_str().unwrap().contains("--query-memory"),
+        "{body}"
+    );
+    assert!(body["error"].is_string(), "{body}");
+    // The server is fine, and says what it refused.
+    assert_eq!(
+        http.get(&format!("{}/healthy", server.url()), false).status,
+        200
+    );
+    let metrics = http.get(&format!("{}/metrics", server.url()), false).body;
+    assert!(
+        String::from_utf8_lossy(&metrics).contains("reason=\"query_memory\""),
+        "counted"
+    );
+}

@@ -38,6 +38,15 @@ impl From<QueryError> for ApiError {
             QueryError::UnknownProfileType(t) => {
                 ApiError::NotFound(format!("unknown profile type {t:?}"))
             }
+            QueryError::MemoryLimit(detail) => ApiError::Limit {
+                status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                reason: "query_memory",
+                detail: format!(
+                    "the query needs more memory than --query-memory allows ({detail}); narrow its time range or selector, or raise --query-memory"
+                ),
+                field: None,
+                retry_after: None,
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -250,6 +259,7 @@ pub use shared::wire::{RangePoint, RangeResponse, RangeSeries};
     responses((status = 200, body = RangeResponse),
         (status = 400, description = "invalid parameters, or over a query bound (step, series)", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 422, description = "the query needs more memory than --query-memory allows; narrow its range or selector", body = ErrorBody),
         (status = 429, description = "too many queries at once; retry after Retry-After seconds", body = ErrorBody,
             headers(("Retry-After" = u64, description = "seconds to wait"))),
         (status = 503, description = "storage still opening, or the query ran past --query-timeout", body = ErrorBody)))]
@@ -624,6 +634,7 @@ enum Format {
             )),
         (status = 400, description = "invalid parameters, or over a query bound (max_nodes, group_by, series)", body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 422, description = "the query needs more memory than --query-memory allows; narrow its range or selector", body = ErrorBody),
         (status = 429, description = "too many queries at once; retry after Retry-After seconds", body = ErrorBody,
             headers(("Retry-After" = u64, description = "seconds to wait"))),
         (status = 503, description = "storage still opening, or the query ran past --query-timeout", body = ErrorBody)))]

@@ -212,6 +212,11 @@ pub struct Cli {
     #[arg(long, env = "CINDER_QUERY_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_positive_duration)]
     pub query_timeout: Duration,
 
+    /// Working memory of the query engine, shared by the queries that run at once; a
+    /// query that needs more fails with 422 (it never takes the server down), e.g. `1GiB`.
+    #[arg(long, env = "CINDER_QUERY_MEMORY", value_name = "BYTES", default_value = "512MiB", value_parser = parse_byte_size)]
+    pub query_memory: usize,
+
     /// Series one query may select (400 beyond, never a silent subset).
     #[arg(
         long,

@@ -38,9 +38,32 @@ pub enum QueryError {
     #[error("unknown profile type {0:?}")]
     UnknownProfileType(String),
     #[error("query engine: {0}")]
-    Engine(#[from] DataFusionError),
+    Engine(DataFusionError),
+    /// The query's working memory went past `--query-memory`.
+    #[error("{0}")]
+    MemoryLimit(String),
     #[error("{0}")]
     Store(#[from] StoreError),
+}
+
+impl From<DataFusionError> for QueryError {
+    fn from(err: DataFusionError) -> Self {
+        match err.find_root() {
+            DataFusionError::ResourcesExhausted(detail) => QueryError::MemoryLimit(detail.clone()),
+            _ => QueryError::Engine(err),
+        }
+    }
+}
+
+/// `--query-memory`'s default: the query engine's memory pool.
+pub const DEFAULT_QUERY_MEMORY: usize = 512 << 20;
+
+static QUERY_MEMORY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// Sets the query engine's memory pool (`--query-memory`); only before the first query
+/// (later calls change nothing). Returns whether it was set.
+pub fn set_memory_limit(bytes: usize) -> bool {
+    QUERY_MEMORY.set(bytes).is_ok()
 }
 
 /// What to read: series of one profile type matching a selector, in `[start, end]` (unix ms).
@@ -90,7 +113,9 @@ pub const METADATA_CACHE_BYTES: usize = 32 << 20;
 /// in it: each query reads its own list of part files.
 static CONTEXT: LazyLock<SessionContext> = LazyLock::new(|| {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let memory = *QUERY_MEMORY.get_or_init(|| DEFAULT_QUERY_MEMORY);
     let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(memory, 1.0)
         .with_metadata_cache_limit(METADATA_CACHE_BYTES)
         .build_arc()
         .expect("a runtime without spilling or pools builds");
