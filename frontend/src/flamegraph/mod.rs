@@ -5,6 +5,7 @@
 pub(crate) mod draw;
 pub(crate) mod hook;
 
+use crate::perf;
 use shared::{
     flame::{
         FlameTree, ROOT, Rect, SearchResult, StackFilter, StackSet, TopRow, TreeOptions, color_for,
@@ -21,7 +22,7 @@ pub(crate) const MIN_WIDTH_PX: f64 = 0.75;
 pub(crate) struct Model {
     /// The tree of the filtered stacks.
     pub(crate) tree: FlameTree,
-    /// The top table of the filtered stacks.
+    /// The top table of the filtered stacks, computed after the first frame ([`Model::retop`]).
     pub(crate) top: Vec<TopRow>,
     /// Fill colour per frame of `tree`, light and dark theme.
     pub(crate) colors: [Vec<String>; 2],
@@ -44,18 +45,35 @@ pub(crate) struct Model {
 }
 
 impl Model {
-    /// Rebuilds the tree and top table of `data` through `filter`.
+    /// Rebuilds the tree of `data` through `filter` (the top table is left empty, for
+    /// [`Model::retop`]). Unfiltered and not inverted, the server's flame-tree order
+    /// builds it in one pass; otherwise (or if that order does not check out) stacks
+    /// are merged through a hash index.
     pub(crate) fn rebuild(&mut self, data: &StacksResponse, filter: &StackFilter, invert: bool) {
-        let options = TreeOptions { invert };
-        self.set_tree(FlameTree::build_filtered(&data.stacks, filter, options));
-        self.top = if filter.is_empty() {
-            top(&data.stacks)
-        } else {
-            top(&filter.apply(&data.stacks))
-        };
+        let tree = perf::span(perf::names::TREE, || {
+            let ordered = (filter.is_empty() && !invert)
+                .then(|| FlameTree::build_ordered(&data.stacks, &data.prefix))
+                .flatten();
+            ordered.unwrap_or_else(|| {
+                FlameTree::build_filtered(&data.stacks, filter, TreeOptions { invert })
+            })
+        });
+        self.set_tree(tree);
+        self.top.clear();
         self.unit = data.meta.unit.clone();
         self.diff = data.meta.diff;
         self.trimmed = (data.meta.trimmed_nodes, data.meta.trimmed_value);
+    }
+
+    /// Computes the top table of `data` through `filter`.
+    pub(crate) fn retop(&mut self, data: &StacksResponse, filter: &StackFilter) {
+        self.top = perf::span(perf::names::TOP, || {
+            if filter.is_empty() {
+                top(&data.stacks)
+            } else {
+                top(&filter.apply(&data.stacks))
+            }
+        });
     }
 
     /// The model of the (already filtered) `stacks`, without a top table: a sandwich pane.
@@ -72,15 +90,17 @@ impl Model {
     /// Takes `tree`, with its colours and largest change; the layout starts over.
     fn set_tree(&mut self, tree: FlameTree) {
         self.tree = tree;
-        self.colors = [false, true].map(|dark| {
-            self.tree
-                .frames()
-                .iter()
-                .map(|f| {
-                    let (r, g, b) = color_for(f, dark);
-                    format!("rgb({r},{g},{b})")
-                })
-                .collect()
+        self.colors = perf::span(perf::names::COLORS, || {
+            [false, true].map(|dark| {
+                self.tree
+                    .frames()
+                    .iter()
+                    .map(|f| {
+                        let (r, g, b) = color_for(f, dark);
+                        format!("rgb({r},{g},{b})")
+                    })
+                    .collect()
+            })
         });
         self.max_delta = self
             .tree
@@ -98,7 +118,9 @@ impl Model {
     pub(crate) fn relayout<S: AsRef<str>>(&mut self, path: &[S], width: f64) {
         self.zoom = find_path(&self.tree, path);
         self.width = width;
-        self.rects = layout(&self.tree, Some(self.zoom), width, MIN_WIDTH_PX);
+        self.rects = perf::span(perf::names::LAYOUT, || {
+            layout(&self.tree, Some(self.zoom), width, MIN_WIDTH_PX)
+        });
     }
 
     /// Marks the nodes matching `term`.
