@@ -166,12 +166,34 @@ pub fn write_stacks_batched<W: Write>(
     meta: &StacksMeta,
     rows_per_batch: usize,
 ) -> Result<W, IpcError> {
+    let (order, prefix) = tree_order(stacks);
+    write_stacks_ordered(writer, stacks, (&order, &prefix), meta, rows_per_batch)
+}
+
+/// [`write_stacks_batched`] with the flame-tree order of `stacks` already computed:
+/// `order` and `prefix` must be what [`tree_order`] returns for `stacks` (a reader
+/// checks the prefixes, and builds its tree the slow way if they are wrong).
+pub fn write_stacks_ordered<W: Write>(
+    writer: W,
+    stacks: &StackSet,
+    (order, prefix): (&[u32], &[u32]),
+    meta: &StacksMeta,
+    rows_per_batch: usize,
+) -> Result<W, IpcError> {
+    if order.len() != stacks.stacks.len() || prefix.len() != order.len() {
+        return Err(IpcError::Format(
+            "the order does not cover the stacks".into(),
+        ));
+    }
     let schema = stacks_schema(meta);
     let mut out = StreamWriter::try_new(writer, &schema)?;
     let table = frame_table(&stacks.frames)?;
     out.write(&frame_batch(&schema, &table)?)?;
-    let (order, prefix) = tree_order(stacks);
-    let ordered: Vec<&Stack> = order.iter().map(|&i| &stacks.stacks[i as usize]).collect();
+    let ordered = order
+        .iter()
+        .map(|&i| stacks.stacks.get(i as usize))
+        .collect::<Option<Vec<&Stack>>>()
+        .ok_or_else(|| IpcError::Format("the order is past the stacks".into()))?;
     let rows = rows_per_batch.max(1);
     for (chunk, prefix) in ordered.chunks(rows).zip(prefix.chunks(rows)) {
         out.write(&stack_batch(&schema, &table, chunk, prefix, meta.diff)?)?;

@@ -381,8 +381,14 @@ fn server_answer_times(server: &crate::harness::Cinder, cpu: &str, time_ms: i64)
         time_ms + 60_000
     );
     for (what, extra) in [
-        ("report=stacks (the UI's answer)", "&report=stacks&max_nodes=2000000"),
-        ("report=top (merge + resolve, no stream)", "&report=top&limit=1"),
+        (
+            "report=stacks (the UI's answer)",
+            "&report=stacks&max_nodes=2000000",
+        ),
+        (
+            "report=top (merge + resolve, no stream)",
+            "&report=top&limit=1",
+        ),
     ] {
         let url = format!("{base}{extra}");
         let mut times = Vec::new();
