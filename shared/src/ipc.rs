@@ -529,16 +529,12 @@ fn read_stack_rows(
     let ids = stack
         .children
         .first()
-        .ok_or_else(|| IpcError::Format("stack: no item column".into()))?
-        .u32s()?;
+        .ok_or_else(|| IpcError::Format("stack: no item column".into()))?;
     stacks.reserve(valid.len());
     for row in valid {
         let (from, to) = stack.range(row)?;
-        let frames = ids
-            .get(from..to)
-            .ok_or_else(|| IpcError::Format(format!("stack row {row} is past its items")))?;
         stacks.push(Stack {
-            frames: frames.to_vec(),
+            frames: ids.u32s(from, to)?,
             value: value.int(row, 8)? as i64,
             baseline: baseline.map_or(Ok(0), |b| b.int(row, 8))? as i64,
         });
