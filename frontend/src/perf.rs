@@ -20,8 +20,6 @@ pub(crate) mod names {
     pub(crate) const DECODE: &str = "cinder:decode";
     /// Building the flame tree.
     pub(crate) const TREE: &str = "cinder:tree";
-    /// The frame colours.
-    pub(crate) const COLORS: &str = "cinder:colors";
     /// Laying the tree out.
     pub(crate) const LAYOUT: &str = "cinder:layout";
     /// Drawing the canvas.

@@ -251,7 +251,6 @@ const FIRST_FRAME: &str = "
         wasm_end: w ? w.responseEnd : null,
         decode: stage('cinder:decode'),
         tree: stage('cinder:tree'),
-        colors: stage('cinder:colors'),
         layout: stage('cinder:layout'),
         draw: stage('cinder:draw'),
     };";

@@ -8,7 +8,7 @@ pub(crate) mod hook;
 use crate::perf;
 use shared::{
     flame::{
-        FlameTree, ROOT, Rect, SearchResult, StackFilter, StackSet, TopRow, TreeOptions, color_for,
+        FlameTree, ROOT, Rect, SearchResult, StackFilter, StackSet, TopRow, TreeOptions,
         diff_delta, find_path, layout, search, top,
     },
     ipc::StacksResponse,
@@ -24,8 +24,6 @@ pub(crate) struct Model {
     pub(crate) tree: FlameTree,
     /// The top table of the filtered stacks, computed after the first frame ([`Model::retop`]).
     pub(crate) top: Vec<TopRow>,
-    /// Fill colour per frame of `tree`, light and dark theme.
-    pub(crate) colors: [Vec<String>; 2],
     /// The zoomed node.
     pub(crate) zoom: u32,
     /// The visible rects at the current zoom and width.
@@ -90,18 +88,6 @@ impl Model {
     /// Takes `tree`, with its colours and largest change; the layout starts over.
     fn set_tree(&mut self, tree: FlameTree) {
         self.tree = tree;
-        self.colors = perf::span(perf::names::COLORS, || {
-            [false, true].map(|dark| {
-                self.tree
-                    .frames()
-                    .iter()
-                    .map(|f| {
-                        let (r, g, b) = color_for(f, dark);
-                        format!("rgb({r},{g},{b})")
-                    })
-                    .collect()
-            })
-        });
         self.max_delta = self
             .tree
             .nodes()

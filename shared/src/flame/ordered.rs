@@ -52,8 +52,14 @@ struct Preorder {
 }
 
 impl Preorder {
-    fn with_root() -> Self {
-        let mut nodes = Preorder::default();
+    fn with_root(capacity: usize) -> Self {
+        let mut nodes = Preorder {
+            rank: Vec::with_capacity(capacity),
+            parent: Vec::with_capacity(capacity),
+            depth: Vec::with_capacity(capacity),
+            selfs: Vec::with_capacity(capacity),
+            last_child: Vec::with_capacity(capacity),
+        };
         nodes.push(0, ROOT, 0);
         nodes
     }
@@ -122,7 +128,11 @@ impl FlameTree {
             return None;
         }
         let (frames, ranks) = frame_ranks(&stacks.frames);
-        let mut nodes = Preorder::with_root();
+        let added = stacks.stacks.iter().zip(prefix);
+        let added: usize = added
+            .map(|(s, &p)| s.frames.len().saturating_sub(p as usize))
+            .sum();
+        let mut nodes = Preorder::with_root(added + 1);
         // The nodes of the previous stack's path, root-most first (the root left out).
         let mut path: Vec<u32> = Vec::new();
         for (stack, &shared) in stacks.stacks.iter().zip(prefix) {
@@ -318,5 +328,78 @@ mod tests {
                 prop_assert_eq!(tree, FlameTree::build(&set, TreeOptions::default()));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+    use crate::flame::model::{Frame, Stack};
+    use crate::flame::tree::TreeOptions;
+
+    /// `cargo test --release -p shared --lib ordered::bench -- --ignored --nocapture`:
+    /// the two builds on a profile shaped like the UI perf test's (100k stacks, ~950k nodes).
+    #[test]
+    #[ignore = "a timing, not a test"]
+    fn ordered_and_hashed_builds_on_a_big_profile() {
+        let mut x = 0x5eed_c1de_2026_0001u64;
+        let mut next = move |n: usize| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+        };
+        let frames = (0..20_000)
+            .map(|i| Frame::named(format!("pkg{}.fn{i}", i % 97)))
+            .collect();
+        let mut paths: Vec<Vec<u32>> = Vec::new();
+        while paths.len() < 100_000 {
+            let depth = 20 + next(21);
+            let mut path = match paths.len() {
+                0 => Vec::new(),
+                n => {
+                    let parent = &paths[n - 1 - next(n.min(2000))];
+                    parent[..depth.saturating_sub(1 + next(16)).min(parent.len())].to_vec()
+                }
+            };
+            while path.len() < depth {
+                path.push(next(20_000) as u32);
+            }
+            paths.push(path);
+        }
+        let set = StackSet {
+            frames,
+            stacks: paths
+                .into_iter()
+                .map(|mut p| {
+                    p.reverse();
+                    Stack {
+                        frames: p,
+                        value: 1 + next(100) as i64,
+                        baseline: 0,
+                    }
+                })
+                .collect(),
+        };
+        let t = std::time::Instant::now();
+        let (order, prefix) = tree_order(&set);
+        let sorted = StackSet {
+            frames: set.frames.clone(),
+            stacks: order
+                .iter()
+                .map(|&i| set.stacks[i as usize].clone())
+                .collect(),
+        };
+        eprintln!("order: {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let hashed = FlameTree::build(&sorted, TreeOptions::default());
+        eprintln!("hashed build: {:?} ({} nodes)", t.elapsed(), hashed.len());
+        let t = std::time::Instant::now();
+        let _ = frame_ranks(&sorted.frames);
+        eprintln!("frame ranks: {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let ordered = FlameTree::build_ordered(&sorted, &prefix).unwrap();
+        eprintln!("ordered build: {:?}", t.elapsed());
+        assert_eq!(ordered, hashed);
     }
 }
