@@ -77,8 +77,10 @@ pub(crate) fn draw(
     let searching = model.search.matches.iter().any(|&m| m);
     let dim = if style.dark { "#3a3f47" } else { "#dcdcdc" };
     let mut fill = String::new();
+    let mut colors = model.colors.borrow_mut();
+    let palette = &mut colors[usize::from(style.dark)];
     for rect in &model.rects {
-        let color = node_color(model, rect, searching, style, dim);
+        let color = node_color(model, rect, searching, style, dim, palette);
         if color.as_ref() != fill.as_str() {
             ctx.set_fill_style_str(&color);
             fill.clear();
@@ -111,13 +113,14 @@ fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
 }
 
 /// The fill of one node: diff colour, dimmed (search misses), or its package colour
-/// (computed per drawn node: a few thousand per frame, never one per frame of the tree).
+/// (from `palette`, filled in as frames are first drawn: never one per frame of the tree).
 fn node_color<'a>(
     model: &'a Model,
     rect: &Rect,
     searching: bool,
     style: Style,
     dim: &'a str,
+    palette: &mut [Option<String>],
 ) -> std::borrow::Cow<'a, str> {
     let node = model.tree.node(rect.node);
     if searching
@@ -141,8 +144,15 @@ fn node_color<'a>(
         let (r, g, b) = diff_color(ratio);
         return format!("rgb({r},{g},{b})").into();
     }
-    let (r, g, b) = color_for(&model.tree.frames()[node.frame as usize], style.dark);
-    format!("rgb({r},{g},{b})").into()
+    let Some(slot) = palette.get_mut(node.frame as usize) else {
+        return dim.into();
+    };
+    slot.get_or_insert_with(|| {
+        let (r, g, b) = color_for(&model.tree.frames()[node.frame as usize], style.dark);
+        format!("rgb({r},{g},{b})")
+    })
+    .clone()
+    .into()
 }
 
 /// Writes the node's name, cut to `chars` characters.

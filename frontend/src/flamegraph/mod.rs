@@ -24,6 +24,8 @@ pub(crate) struct Model {
     pub(crate) tree: FlameTree,
     /// The top table of the filtered stacks, computed after the first frame ([`Model::retop`]).
     pub(crate) top: Vec<TopRow>,
+    /// Fill colour per frame of `tree`, light and dark theme, computed when first drawn.
+    pub(crate) colors: std::cell::RefCell<[Vec<Option<String>>; 2]>,
     /// The zoomed node.
     pub(crate) zoom: u32,
     /// The visible rects at the current zoom and width.
@@ -88,6 +90,8 @@ impl Model {
     /// Takes `tree`, with its colours and largest change; the layout starts over.
     fn set_tree(&mut self, tree: FlameTree) {
         self.tree = tree;
+        let frames = self.tree.frames().len();
+        *self.colors.get_mut() = [vec![None; frames], vec![None; frames]];
         self.max_delta = self
             .tree
             .nodes()

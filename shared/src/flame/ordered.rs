@@ -401,5 +401,17 @@ mod bench {
         let ordered = FlameTree::build_ordered(&sorted, &prefix).unwrap();
         eprintln!("ordered build: {:?}", t.elapsed());
         assert_eq!(ordered, hashed);
+        #[cfg(feature = "arrow")]
+        {
+            let meta = crate::ipc::StacksMeta::default();
+            let bytes = crate::ipc::write_stacks(Vec::new(), &set, &meta).unwrap();
+            let t = std::time::Instant::now();
+            let back = crate::ipc::decode_stacks(&bytes).unwrap();
+            eprintln!("decode: {:?}", t.elapsed());
+            let t = std::time::Instant::now();
+            let tree = FlameTree::build_ordered(&back.stacks, &back.prefix);
+            eprintln!("ordered build of the decoded stream: {:?}", t.elapsed());
+            assert_eq!(tree.as_ref(), Some(&hashed));
+        }
     }
 }
