@@ -16,6 +16,16 @@ pub(crate) mod names {
     pub(crate) const ZOOM: &str = "cinder:zoom";
     /// Measure: from [`ZOOM`] to the redrawn frame (layout included).
     pub(crate) const ZOOM_DRAW: &str = "cinder:zoom-draw";
+    /// Measures of the stages of a first draw, each around its own work.
+    pub(crate) const DECODE: &str = "cinder:decode";
+    /// Building the flame tree.
+    pub(crate) const TREE: &str = "cinder:tree";
+    /// Laying the tree out.
+    pub(crate) const LAYOUT: &str = "cinder:layout";
+    /// Drawing the canvas.
+    pub(crate) const DRAW: &str = "cinder:draw";
+    /// The browser-side top table (after the first frame).
+    pub(crate) const TOP: &str = "cinder:top";
 }
 
 fn performance() -> Option<web_sys::Performance> {
@@ -40,4 +50,13 @@ pub(crate) fn measure(name: &str, start: &str) {
         let _ = p.measure_with_start_mark(name, start);
         p.clear_marks_with_mark_name(start);
     }
+}
+
+/// Runs `work` and records its duration as the measure `name`.
+pub(crate) fn span<T>(name: &str, work: impl FnOnce() -> T) -> T {
+    let start = format!("{name}:start");
+    mark(&start);
+    let out = work();
+    measure(name, &start);
+    out
 }

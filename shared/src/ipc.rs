@@ -11,9 +11,14 @@
 //!   other row is null, so a stack row costs one offset here;
 //! - `stack`: list of uint32 frame ids, **leaf first** like pprof (an empty list is the
 //!   root's own value); null on the frame-table row;
-//! - `value` (int64) and, for a diff, `baseline` (int64, side A; `value` is side B).
+//! - `value` (int64) and, for a diff, `baseline` (int64, side A; `value` is side B);
+//! - `prefix` (uint32): how many root-most frames the stack's flame-tree path shares with
+//!   the stack row before it.
 //!
-//! Stack rows come in batches of [`STACK_ROWS_PER_BATCH`]; dictionaries are sent once.
+//! Stack rows come in flame-tree order ([`crate::flame::tree_order`]: sorted root-first by
+//! frame name), so a reader builds the tree in one pass
+//! ([`crate::flame::FlameTree::build_ordered`]). They come in batches of
+//! [`STACK_ROWS_PER_BATCH`]; dictionaries are sent once.
 //! The schema's metadata carries [`StacksMeta`] under `cinder.*` keys. Any Arrow reader
 //! (pyarrow, arrow-js) reads it; [`decode_stacks`] turns it back into a [`StackSet`].
 
@@ -29,7 +34,7 @@ use arrow_buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow_ipc::writer::StreamWriter;
 use arrow_schema::{ArrowError, DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 
-use crate::flame::{FlameTree, Frame, Stack, StackSet};
+use crate::flame::{FlameTree, Frame, Stack, StackSet, tree_order};
 
 mod read;
 
@@ -59,8 +64,11 @@ pub struct StacksMeta {
 /// A decoded stacks stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StacksResponse {
-    /// The stacks and their frames.
+    /// The stacks and their frames, in the stream's order.
     pub stacks: StackSet,
+    /// Per stack, the root-most frames its path shares with the stack before it (the
+    /// `prefix` column); empty when the stream has none.
+    pub prefix: Vec<u32>,
     /// Unit, totals and trimming.
     pub meta: StacksMeta,
 }
@@ -119,6 +127,7 @@ pub fn stacks_schema(meta: &StacksMeta) -> SchemaRef {
     if meta.diff {
         fields.push(Field::new("baseline", DataType::Int64, true));
     }
+    fields.push(Field::new("prefix", DataType::UInt32, true));
     Arc::new(Schema::new_with_metadata(fields, meta_map(meta)))
 }
 
@@ -140,7 +149,8 @@ fn meta_map(meta: &StacksMeta) -> HashMap<String, String> {
 }
 
 /// Writes `stacks` as a stacks stream into `writer`, one batch at a time (the frame
-/// table, then stack batches of [`STACK_ROWS_PER_BATCH`]); returns the writer.
+/// table, then stack batches of [`STACK_ROWS_PER_BATCH`], in flame-tree order); returns
+/// the writer.
 pub fn write_stacks<W: Write>(
     writer: W,
     stacks: &StackSet,
@@ -156,12 +166,37 @@ pub fn write_stacks_batched<W: Write>(
     meta: &StacksMeta,
     rows_per_batch: usize,
 ) -> Result<W, IpcError> {
+    let (order, prefix) = tree_order(stacks);
+    write_stacks_ordered(writer, stacks, (&order, &prefix), meta, rows_per_batch)
+}
+
+/// [`write_stacks_batched`] with the flame-tree order of `stacks` already computed:
+/// `order` and `prefix` must be what [`tree_order`] returns for `stacks` (a reader
+/// checks the prefixes, and builds its tree the slow way if they are wrong).
+pub fn write_stacks_ordered<W: Write>(
+    writer: W,
+    stacks: &StackSet,
+    (order, prefix): (&[u32], &[u32]),
+    meta: &StacksMeta,
+    rows_per_batch: usize,
+) -> Result<W, IpcError> {
+    if order.len() != stacks.stacks.len() || prefix.len() != order.len() {
+        return Err(IpcError::Format(
+            "the order does not cover the stacks".into(),
+        ));
+    }
     let schema = stacks_schema(meta);
     let mut out = StreamWriter::try_new(writer, &schema)?;
     let table = frame_table(&stacks.frames)?;
     out.write(&frame_batch(&schema, &table)?)?;
-    for chunk in stacks.stacks.chunks(rows_per_batch.max(1)) {
-        out.write(&stack_batch(&schema, &table, chunk, meta.diff)?)?;
+    let ordered = order
+        .iter()
+        .map(|&i| stacks.stacks.get(i as usize))
+        .collect::<Option<Vec<&Stack>>>()
+        .ok_or_else(|| IpcError::Format("the order is past the stacks".into()))?;
+    let rows = rows_per_batch.max(1);
+    for (chunk, prefix) in ordered.chunks(rows).zip(prefix.chunks(rows)) {
+        out.write(&stack_batch(&schema, &table, chunk, prefix, meta.diff)?)?;
     }
     out.finish()?;
     Ok(out.into_inner()?)
@@ -210,6 +245,7 @@ fn frame_batch(schema: &SchemaRef, table: &StructArray) -> Result<RecordBatch, I
     if schema.column_with_name("baseline").is_some() {
         columns.push(Arc::new(Int64Array::new_null(1)));
     }
+    columns.push(Arc::new(UInt32Array::new_null(1)));
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
@@ -218,7 +254,8 @@ fn frame_batch(schema: &SchemaRef, table: &StructArray) -> Result<RecordBatch, I
 fn stack_batch(
     schema: &SchemaRef,
     table: &StructArray,
-    stacks: &[Stack],
+    stacks: &[&Stack],
+    prefix: &[u32],
     diff: bool,
 ) -> Result<RecordBatch, IpcError> {
     let rows = stacks.len();
@@ -238,11 +275,12 @@ fn stack_batch(
             stacks.iter().map(|s| s.baseline),
         )));
     }
+    columns.push(Arc::new(UInt32Array::from(prefix.to_vec())));
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// The stacks' frame ids as a list column.
-fn stack_list(stacks: &[Stack]) -> Result<ListArray, IpcError> {
+fn stack_list(stacks: &[&Stack]) -> Result<ListArray, IpcError> {
     let total: usize = stacks.iter().map(|s| s.frames.len()).sum();
     let mut ids = Vec::with_capacity(total);
     for stack in stacks {
@@ -298,12 +336,19 @@ pub fn decode_stacks(bytes: &[u8]) -> Result<StacksResponse, IpcError> {
     } else {
         None
     };
+    let prefix = prefix_column(&stream.fields)?;
     let frame_fields = frame_specs(&stream.fields[frames])?;
     let mut stacks = StackSet::default();
+    let mut prefixes = Vec::new();
     for batch in &stream.batches {
         read_frame_rows(&batch[frames], &frame_fields, &stream, &mut stacks.frames)?;
-        let baseline = baseline.map(|b| &batch[b]);
-        read_stack_rows(&batch[stack], &batch[value], baseline, &mut stacks.stacks)?;
+        let columns = StackColumns {
+            stack: &batch[stack],
+            value: &batch[value],
+            baseline: baseline.map(|b| &batch[b]),
+            prefix: prefix.map(|p| &batch[p]),
+        };
+        read_stack_rows(&columns, &mut stacks.stacks, &mut prefixes)?;
     }
     let frames = stacks.frames.len();
     let bad = stacks
@@ -316,7 +361,22 @@ pub fn decode_stacks(bytes: &[u8]) -> Result<StacksResponse, IpcError> {
             "frame id {id} out of range ({frames} frames)"
         )));
     }
-    Ok(StacksResponse { stacks, meta })
+    Ok(StacksResponse {
+        stacks,
+        prefix: prefixes,
+        meta,
+    })
+}
+
+/// Where the optional `prefix` column is (older streams have none).
+fn prefix_column(fields: &[read::Spec]) -> Result<Option<usize>, IpcError> {
+    let Some(at) = fields.iter().position(|f| f.name == "prefix") else {
+        return Ok(None);
+    };
+    match fields[at].kind {
+        read::Kind::Int(4) if fields[at].dictionary.is_none() => Ok(Some(at)),
+        _ => Err(IpcError::Format("prefix is not a 4-byte integer".into())),
+    }
 }
 
 fn read_meta(md: &HashMap<String, String>) -> Result<StacksMeta, IpcError> {
@@ -441,13 +501,27 @@ fn read_frame_rows(
     Ok(())
 }
 
-/// Appends the stacks of the batch's non-null `stack` rows.
+/// The stack columns of one batch.
+struct StackColumns<'b, 'a> {
+    stack: &'b read::Column<'a>,
+    value: &'b read::Column<'a>,
+    baseline: Option<&'b read::Column<'a>>,
+    prefix: Option<&'b read::Column<'a>>,
+}
+
+/// Appends the stacks of the batch's non-null `stack` rows, and their prefixes when the
+/// stream has them (a null prefix is `u32::MAX`, which no tree build accepts).
 fn read_stack_rows(
-    stack: &read::Column<'_>,
-    value: &read::Column<'_>,
-    baseline: Option<&read::Column<'_>>,
+    columns: &StackColumns<'_, '_>,
     stacks: &mut Vec<Stack>,
+    prefixes: &mut Vec<u32>,
 ) -> Result<(), IpcError> {
+    let StackColumns {
+        stack,
+        value,
+        baseline,
+        prefix,
+    } = *columns;
     let valid: Vec<usize> = (0..stack.len).filter(|&r| stack.is_valid(r)).collect();
     if valid.is_empty() {
         return Ok(());
@@ -455,19 +529,23 @@ fn read_stack_rows(
     let ids = stack
         .children
         .first()
-        .ok_or_else(|| IpcError::Format("stack: no item column".into()))?
-        .u32s()?;
+        .ok_or_else(|| IpcError::Format("stack: no item column".into()))?;
     stacks.reserve(valid.len());
     for row in valid {
         let (from, to) = stack.range(row)?;
-        let frames = ids
-            .get(from..to)
-            .ok_or_else(|| IpcError::Format(format!("stack row {row} is past its items")))?;
         stacks.push(Stack {
-            frames: frames.to_vec(),
+            frames: ids.u32s(from, to)?,
             value: value.int(row, 8)? as i64,
             baseline: baseline.map_or(Ok(0), |b| b.int(row, 8))? as i64,
         });
+        if let Some(prefix) = prefix {
+            let shared = if prefix.is_valid(row) {
+                prefix.int(row, 4)? as u32
+            } else {
+                u32::MAX
+            };
+            prefixes.push(shared);
+        }
     }
     Ok(())
 }
@@ -638,6 +716,18 @@ mod tests {
         }
     }
 
+    /// `set` with its stacks in the flame-tree order the stream has them in.
+    fn in_tree_order(set: &StackSet) -> StackSet {
+        let (order, _) = crate::flame::tree_order(set);
+        StackSet {
+            frames: set.frames.clone(),
+            stacks: order
+                .iter()
+                .map(|&i| set.stacks[i as usize].clone())
+                .collect(),
+        }
+    }
+
     fn meta(diff: bool) -> StacksMeta {
         StacksMeta {
             unit: "nanoseconds".into(),
@@ -659,7 +749,7 @@ mod tests {
             if !diff {
                 set.stacks.iter_mut().for_each(|s| s.baseline = 0);
             }
-            assert_eq!(back.stacks, set);
+            assert_eq!(back.stacks, in_tree_order(&set));
             set = sample();
         }
     }
@@ -682,7 +772,20 @@ mod tests {
         assert_eq!(copies, 1);
         let per_batch = (many.len() - few.len()) / 9;
         assert!(per_batch < 1000, "{per_batch} bytes per extra batch");
-        assert_eq!(decode_stacks(&many).unwrap().stacks, set);
+        assert_eq!(decode_stacks(&many).unwrap().stacks, in_tree_order(&set));
+    }
+
+    #[test]
+    fn prefixes_build_the_same_tree() {
+        let bytes = write_stacks_batched(Vec::new(), &sample(), &meta(true), 2).unwrap();
+        let back = decode_stacks(&bytes).unwrap();
+        // "" first, then main;work and main;work;0x4a2f share "main" and "main;work".
+        assert_eq!(back.prefix, [0, 0, 2]);
+        let tree = FlameTree::build_ordered(&back.stacks, &back.prefix);
+        assert_eq!(
+            tree,
+            Some(FlameTree::build(&sample(), TreeOptions::default()))
+        );
     }
 
     #[test]

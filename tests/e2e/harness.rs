@@ -9,9 +9,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// The `cinder` binary cargo built for these tests.
+/// The `cinder` binary cargo built for these tests, or the one `CINDER_E2E_BIN` names
+/// (benchmarks run a release server under the debug test binary this way).
 pub fn cinder_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_cinder")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("CINDER_E2E_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cinder").to_owned())
+    })
 }
 
 /// True when `cargo xtask test` asked for every tool to be present (the built UI,

@@ -236,6 +236,10 @@ const FIRST_FRAME: &str = "
     const res = performance.getEntriesByType('resource');
     const q = res.find(e => e.name.includes('/api/v1/query?'));
     const w = res.find(e => e.name.endsWith('.wasm'));
+    const stage = n => {
+        const e = performance.getEntriesByName(n, 'measure')[0];
+        return e ? Math.round(e.duration * 10) / 10 : null;
+    };
     return {
         frame: m.startTime + m.duration,
         build_and_draw: m.duration,
@@ -245,7 +249,16 @@ const FIRST_FRAME: &str = "
         query_download: q ? q.responseEnd - q.responseStart : null,
         query_bytes: q ? q.encodedBodySize : null,
         wasm_end: w ? w.responseEnd : null,
+        decode: stage('cinder:decode'),
+        tree: stage('cinder:tree'),
+        layout: stage('cinder:layout'),
+        draw: stage('cinder:draw'),
     };";
+
+/// The browser-side top table's time (it follows the first frame), or null.
+const TOP_STAGE: &str = "
+    const e = performance.getEntriesByName('cinder:top', 'measure')[0];
+    return e ? e.duration : null;";
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark of several minutes: `cargo test -p backend --test e2e ui_perf -- --ignored --nocapture`"]
@@ -292,7 +305,8 @@ async fn a_million_node_flame_graph_draws_completely_fast() {
             tree_nodes + 1,
             "the whole tree, root included"
         );
-        eprintln!("PERF big run {run}: {timing}");
+        let top = browser.eval(TOP_STAGE).await;
+        eprintln!("PERF big run {run}: {timing}; top table after the frame: {top} ms");
         frames.push(timing["frame"].as_f64().unwrap());
     }
     let drawn = browser
@@ -331,6 +345,7 @@ async fn a_million_node_flame_graph_draws_completely_fast() {
     eprintln!("PERF big hover redraw: {}", summary(&hover));
     eprintln!("PERF big zoom redraw (layout + draw): {}", summary(&zoom));
 
+    server_answer_times(&server, &cpu, time_ms);
     let pprof = format!(
         "{}/api/v1/query?query={}&start={}&end={}&report=pprof",
         server.url(),
@@ -350,6 +365,44 @@ async fn a_million_node_flame_graph_draws_completely_fast() {
         None => eprintln!(
             "PERF speedscope not measured: set CINDER_SPEEDSCOPE_DIR to speedscope's dist/release folder (npm pack speedscope@1.25.0)"
         ),
+    }
+}
+
+/// Times the server's answers for the big profile from outside the browser, 3 runs each:
+/// the stacks stream the UI reads, and `report=top` (the same merge and symbol resolution
+/// without the stream's encoding).
+fn server_answer_times(server: &crate::harness::Cinder, cpu: &str, time_ms: i64) {
+    let base = format!(
+        "{}/api/v1/query?query={}&start={}&end={}",
+        server.url(),
+        enc(&format!("{cpu}{{job=\"big\"}}")),
+        time_ms - 60_000,
+        time_ms + 60_000
+    );
+    for (what, extra) in [
+        (
+            "report=stacks (the UI's answer)",
+            "&report=stacks&max_nodes=2000000",
+        ),
+        (
+            "report=top (merge + resolve, no stream)",
+            "&report=top&limit=1",
+        ),
+    ] {
+        let url = format!("{base}{extra}");
+        let mut times = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            let resp = blocking(|| Http::new().get(&url, false));
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(resp.status, 200);
+            bytes = resp.body.len();
+        }
+        eprintln!(
+            "PERF big server {what}: {} ({bytes} bytes)",
+            summary(&times)
+        );
     }
 }
 

@@ -735,7 +735,7 @@ fn render(
             Ok(([(header::CONTENT_TYPE, ipc::CONTENT_TYPE)], body).into_response())
         }
         (Report::Stacks, format) => {
-            let (stacks, meta) =
+            let (stacks, meta, order) =
                 trim_stacks(stacks, meta, max_nodes.unwrap_or(DEFAULT_MAX_STACK_NODES));
             if format == Format::Json {
                 return Ok(Json(StacksReport {
@@ -748,7 +748,7 @@ fn render(
                 })
                 .into_response());
             }
-            Ok(stream_stacks(stacks, meta))
+            Ok(stream_stacks(stacks, meta, order))
         }
         (Report::Pprof, _) => {
             let info = engine::ExportInfo {
@@ -797,24 +797,46 @@ fn answer_format(p: &Params, report: Report) -> Result<Format, ApiError> {
 /// filters and zooms client-side.
 pub(crate) const DEFAULT_MAX_STACK_NODES: usize = 200_000;
 
+/// The flame-tree order of a stack set ([`shared::flame::tree_order`]): stack indexes
+/// and the frames each shares with the one before.
+type TreeOrder = (Vec<u32>, Vec<u32>);
+
 /// Folds the smallest subtrees into "other" when the stacks' flame tree would exceed
-/// `max_nodes`; stacks are left as they are otherwise.
-fn trim_stacks(stacks: StackSet, meta: StacksMeta, max_nodes: usize) -> (StackSet, StacksMeta) {
+/// `max_nodes`; stacks are left as they are otherwise. Also returns the stacks'
+/// flame-tree order when it was computed on the way (to count the tree's nodes, which it
+/// gives without building the tree).
+fn trim_stacks(
+    stacks: StackSet,
+    meta: StacksMeta,
+    max_nodes: usize,
+) -> (StackSet, StacksMeta, Option<TreeOrder>) {
     let frames: usize = stacks.stacks.iter().map(|s| s.frames.len()).sum();
     if frames < max_nodes {
-        return (stacks, meta);
+        return (stacks, meta, None);
+    }
+    let (order, prefix) = shared::flame::tree_order(&stacks);
+    if tree_nodes(&stacks, &order, &prefix) <= max_nodes {
+        return (stacks, meta, Some((order, prefix)));
     }
     let tree = FlameTree::build(&stacks, TreeOptions::default());
-    if tree.len() <= max_nodes {
-        return (stacks, meta);
-    }
     let (tree, trimmed) = tree.trim(max_nodes.max(1));
     let meta = StacksMeta {
         trimmed_nodes: trimmed.nodes as u64,
         trimmed_value: trimmed.value,
         ..meta
     };
-    (tree.to_stacks(), meta)
+    (tree.to_stacks(), meta, None)
+}
+
+/// The number of flame-tree nodes (root included) of stacks in flame-tree order: each
+/// stack adds the frames it does not share with the one before.
+fn tree_nodes(stacks: &StackSet, order: &[u32], prefix: &[u32]) -> usize {
+    let added: usize = order
+        .iter()
+        .zip(prefix)
+        .map(|(&i, &shared)| stacks.stacks[i as usize].frames.len() - shared as usize)
+        .sum();
+    added + 1
 }
 
 /// `report=stacks&format=json`: the stack set with its totals.
@@ -830,14 +852,16 @@ pub struct StacksReport {
 
 /// Streams the stacks as Arrow IPC: batches are encoded on a blocking thread and sent
 /// as they are written, so the answer starts before the last batch is encoded.
-fn stream_stacks(stacks: StackSet, meta: StacksMeta) -> Response {
+fn stream_stacks(stacks: StackSet, meta: StacksMeta, order: Option<TreeOrder>) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     tokio::task::spawn_blocking(move || {
         let writer = ChunkSender {
             buf: Vec::with_capacity(CHUNK_BYTES),
             tx,
         };
-        match ipc::write_stacks(writer, &stacks, &meta) {
+        let (order, prefix) = order.unwrap_or_else(|| shared::flame::tree_order(&stacks));
+        let rows = ipc::STACK_ROWS_PER_BATCH;
+        match ipc::write_stacks_ordered(writer, &stacks, (&order, &prefix), &meta, rows) {
             Ok(mut writer) => writer.send(),
             Err(err) => tracing::error!(%err, "encoding the stacks stream failed"),
         }
@@ -978,6 +1002,38 @@ fn is_zero(v: &i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tree_nodes_counts_the_tree_from_its_order() {
+        let frames = ["main", "a", "b", "main", "b", "x", "gc"]
+            .map(shared::flame::Frame::named)
+            .to_vec();
+        // Root first: main;a, main;b (main again under another frame id), main;b;x, gc, gc.
+        let stack = |frames: Vec<u32>| shared::flame::Stack {
+            frames,
+            value: 1,
+            baseline: 0,
+        };
+        let stacks = StackSet {
+            frames,
+            stacks: vec![
+                stack(vec![1, 0]),
+                stack(vec![4, 3]),
+                stack(vec![5, 2, 0]),
+                stack(vec![6]),
+                stack(vec![6]),
+            ],
+        };
+        let (order, prefix) = shared::flame::tree_order(&stacks);
+        let tree = FlameTree::build(&stacks, TreeOptions::default());
+        assert_eq!(tree.len(), 6);
+        assert_eq!(tree_nodes(&stacks, &order, &prefix), tree.len());
+        let meta = StacksMeta::default();
+        let (_, kept, order) = trim_stacks(stacks.clone(), meta.clone(), 6);
+        assert_eq!((kept.trimmed_nodes, order.is_some()), (0, true));
+        let (_, trimmed, order) = trim_stacks(stacks, meta, 5);
+        assert_eq!((trimmed.trimmed_nodes > 0, order.is_none()), (true, true));
+    }
 
     #[test]
     fn buckets_never_overflow() {

@@ -96,7 +96,12 @@ pub(crate) fn FlameCanvas(
         if ready.is_some_and(|r| !r.get()) {
             return;
         }
-        let drawn = model.with_value(|m| draw::draw(&canvas, m, hovered, style));
+        let paint = || model.with_value(|m| draw::draw(&canvas, m, hovered, style));
+        let drawn = if main {
+            perf::span(perf::names::DRAW, paint)
+        } else {
+            paint()
+        };
         stats.set((model.with_value(|m| m.tree.len()), drawn));
         if main {
             if let Some(first) = first_draw.filter(|f| f.get_value()) {

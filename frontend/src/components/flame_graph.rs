@@ -54,13 +54,23 @@ pub(crate) fn FlameGraph(
         }
     });
 
-    // Data, filters or invert: rebuild the tree.
+    // Data, filters or invert: rebuild the tree; the top table follows the first frame.
+    let top_v = RwSignal::new(0u32);
     Effect::new(move |_| {
         let invert = invert.get();
         let Some(data) = data.get() else { return };
-        filter.with(|f| model.update_value(|m| m.rebuild(&data, f, invert)));
+        let filter = filter.get();
+        model.update_value(|m| m.rebuild(&data, &filter, invert));
         first_draw.set_value(true);
         m.tree_v.update(|v| *v += 1);
+        let version = m.tree_v.get_untracked();
+        after_paint(move || {
+            if m.tree_v.try_get_untracked() != Some(version) {
+                return; // a newer tree schedules its own
+            }
+            model.try_update_value(|m| m.retop(&data, &filter));
+            top_v.try_update(|v| *v += 1);
+        });
     });
     // Tree, zoom or width: lay out again.
     Effect::new(move |_| {
@@ -124,7 +134,7 @@ pub(crate) fn FlameGraph(
                     on_activate=zoom_to on_menu/>
                 <NodeMenu open=menu actions url/>
             </div>
-            <TopTable model=m.model tree_v=m.tree_v source=exact url on_focus=Callback::new(move |function: String| {
+            <TopTable model=m.model top_v source=exact url on_focus=Callback::new(move |function: String| {
                 let node = model.with_value(|m| focus_path(&m.tree, &function));
                 if let Some(node) = node {
                     zoom_to.run(node);
@@ -132,6 +142,11 @@ pub(crate) fn FlameGraph(
             })/>
         </section>
     }
+}
+
+/// Runs `work` once the next frame is painted (an animation frame, then a task).
+fn after_paint(work: impl FnOnce() + 'static) {
+    request_animation_frame(move || set_timeout(work, std::time::Duration::ZERO));
 }
 
 /// The zoom path, applied at once; the URL follows (and leads on Back or a link).

@@ -92,10 +92,10 @@ pub(crate) fn load_exact_top(
 /// Rows shown at most.
 const MAX_ROWS: usize = 200;
 
-/// Sorts rows by `sort` (ties by name).
+/// The first [`MAX_ROWS`] rows by `sort` (ties by name); only those are copied.
 fn sorted(rows: &[TopRow], sort: Sort) -> Vec<TopRow> {
-    let mut rows = rows.to_vec();
-    rows.sort_by(|a, b| {
+    let mut rows: Vec<&TopRow> = rows.iter().collect();
+    rows.sort_unstable_by(|a, b| {
         let order = match sort.column {
             SortColumn::Function => a.function.cmp(&b.function),
             SortColumn::Flat => a.flat.cmp(&b.flat),
@@ -109,21 +109,21 @@ fn sorted(rows: &[TopRow], sort: Sort) -> Vec<TopRow> {
         order.then_with(|| a.function.cmp(&b.function))
     });
     rows.truncate(MAX_ROWS);
-    rows
+    rows.into_iter().cloned().collect()
 }
 
-/// The table of `model`'s top rows, refreshed when `tree_v` changes.
+/// The table of `model`'s top rows, refreshed when `top_v` changes.
 #[component]
 pub(crate) fn TopTable(
     model: StoredValue<Model, LocalStorage>,
-    tree_v: RwSignal<u32>,
+    top_v: RwSignal<u32>,
     source: RwSignal<TopSource>,
     url: UrlView,
     on_focus: Callback<String>,
 ) -> impl IntoView {
     let sort = Memo::new(move |_| url.view.with(|v| v.sort));
     let rows = move || {
-        tree_v.track();
+        top_v.track();
         let sort = sort.get();
         source.with(|s| {
             model.with_value(|m| {

@@ -3,7 +3,7 @@
 //! highlights, and red/green for diffs.
 
 use shared::{
-    flame::{Rect, diff_color, diff_ratio},
+    flame::{Rect, color_for, diff_color, diff_ratio},
     view::{DiffScale, Orientation},
 };
 use wasm_bindgen::JsCast as _;
@@ -75,11 +75,12 @@ pub(crate) fn draw(
     ctx.set_text_baseline("middle");
     let char_w = ctx.measure_text("M").map_or(7.2, |m| m.width()).max(1.0);
     let searching = model.search.matches.iter().any(|&m| m);
-    let colors = &model.colors[usize::from(style.dark)];
     let dim = if style.dark { "#3a3f47" } else { "#dcdcdc" };
     let mut fill = String::new();
+    let mut colors = model.colors.borrow_mut();
+    let palette = &mut colors[usize::from(style.dark)];
     for rect in &model.rects {
-        let color = node_color(model, rect, searching, colors, dim, style.diff);
+        let color = node_color(model, rect, searching, style, dim, palette);
         if color.as_ref() != fill.as_str() {
             ctx.set_fill_style_str(&color);
             fill.clear();
@@ -111,14 +112,15 @@ fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
     canvas.get_context("2d").ok()??.dyn_into().ok()
 }
 
-/// The fill of one node: diff colour, dimmed (search misses), or its package colour.
+/// The fill of one node: diff colour, dimmed (search misses), or its package colour
+/// (from `palette`, filled in as frames are first drawn: never one per frame of the tree).
 fn node_color<'a>(
     model: &'a Model,
     rect: &Rect,
     searching: bool,
-    colors: &'a [String],
+    style: Style,
     dim: &'a str,
-    scale: DiffScale,
+    palette: &mut [Option<String>],
 ) -> std::borrow::Cow<'a, str> {
     let node = model.tree.node(rect.node);
     if searching
@@ -132,7 +134,7 @@ fn node_color<'a>(
         return dim.into();
     }
     if model.diff {
-        let ratio = match scale {
+        let ratio = match style.diff {
             DiffScale::Relative => diff_ratio(node),
             DiffScale::Absolute if model.max_delta > 0 => {
                 shared::flame::diff_delta(node) as f64 / model.max_delta as f64
@@ -142,10 +144,15 @@ fn node_color<'a>(
         let (r, g, b) = diff_color(ratio);
         return format!("rgb({r},{g},{b})").into();
     }
-    colors
-        .get(node.frame as usize)
-        .map_or(dim, String::as_str)
-        .into()
+    let Some(slot) = palette.get_mut(node.frame as usize) else {
+        return dim.into();
+    };
+    slot.get_or_insert_with(|| {
+        let (r, g, b) = color_for(&model.tree.frames()[node.frame as usize], style.dark);
+        format!("rgb({r},{g},{b})")
+    })
+    .clone()
+    .into()
 }
 
 /// Writes the node's name, cut to `chars` characters.

@@ -5,9 +5,10 @@
 pub(crate) mod draw;
 pub(crate) mod hook;
 
+use crate::perf;
 use shared::{
     flame::{
-        FlameTree, ROOT, Rect, SearchResult, StackFilter, StackSet, TopRow, TreeOptions, color_for,
+        FlameTree, ROOT, Rect, SearchResult, StackFilter, StackSet, TopRow, TreeOptions,
         diff_delta, find_path, layout, search, top,
     },
     ipc::StacksResponse,
@@ -21,10 +22,10 @@ pub(crate) const MIN_WIDTH_PX: f64 = 0.75;
 pub(crate) struct Model {
     /// The tree of the filtered stacks.
     pub(crate) tree: FlameTree,
-    /// The top table of the filtered stacks.
+    /// The top table of the filtered stacks, computed after the first frame ([`Model::retop`]).
     pub(crate) top: Vec<TopRow>,
-    /// Fill colour per frame of `tree`, light and dark theme.
-    pub(crate) colors: [Vec<String>; 2],
+    /// Fill colour per frame of `tree`, light and dark theme, computed when first drawn.
+    pub(crate) colors: std::cell::RefCell<[Vec<Option<String>>; 2]>,
     /// The zoomed node.
     pub(crate) zoom: u32,
     /// The visible rects at the current zoom and width.
@@ -44,18 +45,35 @@ pub(crate) struct Model {
 }
 
 impl Model {
-    /// Rebuilds the tree and top table of `data` through `filter`.
+    /// Rebuilds the tree of `data` through `filter` (the top table is left empty, for
+    /// [`Model::retop`]). Unfiltered and not inverted, the server's flame-tree order
+    /// builds it in one pass; otherwise (or if that order does not check out) stacks
+    /// are merged through a hash index.
     pub(crate) fn rebuild(&mut self, data: &StacksResponse, filter: &StackFilter, invert: bool) {
-        let options = TreeOptions { invert };
-        self.set_tree(FlameTree::build_filtered(&data.stacks, filter, options));
-        self.top = if filter.is_empty() {
-            top(&data.stacks)
-        } else {
-            top(&filter.apply(&data.stacks))
-        };
+        let tree = perf::span(perf::names::TREE, || {
+            let ordered = (filter.is_empty() && !invert)
+                .then(|| FlameTree::build_ordered(&data.stacks, &data.prefix))
+                .flatten();
+            ordered.unwrap_or_else(|| {
+                FlameTree::build_filtered(&data.stacks, filter, TreeOptions { invert })
+            })
+        });
+        self.set_tree(tree);
+        self.top.clear();
         self.unit = data.meta.unit.clone();
         self.diff = data.meta.diff;
         self.trimmed = (data.meta.trimmed_nodes, data.meta.trimmed_value);
+    }
+
+    /// Computes the top table of `data` through `filter`.
+    pub(crate) fn retop(&mut self, data: &StacksResponse, filter: &StackFilter) {
+        self.top = perf::span(perf::names::TOP, || {
+            if filter.is_empty() {
+                top(&data.stacks)
+            } else {
+                top(&filter.apply(&data.stacks))
+            }
+        });
     }
 
     /// The model of the (already filtered) `stacks`, without a top table: a sandwich pane.
@@ -72,16 +90,8 @@ impl Model {
     /// Takes `tree`, with its colours and largest change; the layout starts over.
     fn set_tree(&mut self, tree: FlameTree) {
         self.tree = tree;
-        self.colors = [false, true].map(|dark| {
-            self.tree
-                .frames()
-                .iter()
-                .map(|f| {
-                    let (r, g, b) = color_for(f, dark);
-                    format!("rgb({r},{g},{b})")
-                })
-                .collect()
-        });
+        let frames = self.tree.frames().len();
+        *self.colors.get_mut() = [vec![None; frames], vec![None; frames]];
         self.max_delta = self
             .tree
             .nodes()
@@ -98,7 +108,9 @@ impl Model {
     pub(crate) fn relayout<S: AsRef<str>>(&mut self, path: &[S], width: f64) {
         self.zoom = find_path(&self.tree, path);
         self.width = width;
-        self.rects = layout(&self.tree, Some(self.zoom), width, MIN_WIDTH_PX);
+        self.rects = perf::span(perf::names::LAYOUT, || {
+            layout(&self.tree, Some(self.zoom), width, MIN_WIDTH_PX)
+        });
     }
 
     /// Marks the nodes matching `term`.

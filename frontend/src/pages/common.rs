@@ -160,11 +160,13 @@ pub(crate) fn load_stacks(
                 .await
                 .and_then(|bytes| {
                     perf::mark(perf::names::DATA);
-                    shared::ipc::decode_stacks(&bytes).map_err(|e| ApiError {
-                        error: "cannot read the answer".into(),
-                        detail: e.to_string(),
-                        ..ApiError::default()
-                    })
+                    perf::span(perf::names::DECODE, || shared::ipc::decode_stacks(&bytes)).map_err(
+                        |e| ApiError {
+                            error: "cannot read the answer".into(),
+                            detail: e.to_string(),
+                            ..ApiError::default()
+                        },
+                    )
                 });
             match answer {
                 Ok(resp) => {

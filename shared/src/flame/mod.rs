@@ -8,6 +8,8 @@
 //!    applies one without copying stacks).
 //! 3. [`FlameTree::build`] merges stacks root-first (or leaf-first with
 //!    [`TreeOptions::invert`]) into an arena of [`Node`]s; [`FlameTree::trim`] bounds its size.
+//!    Stacks in flame-tree order ([`tree_order`], how the server sends them) build in one
+//!    pass without hashing ([`FlameTree::build_ordered`]).
 //! 4. [`layout`] turns the tree into [`Rect`]s for a canvas at a given zoom, and
 //!    [`hit_test`] finds the node under the pointer, [`step`] the one an arrow key leads to.
 //! 5. [`search`], [`focus_path`], [`top`], [`diff_ratio`], [`color_for`] and [`diff_color`]
@@ -24,6 +26,7 @@ mod hash;
 mod layout;
 mod model;
 mod navigate;
+mod ordered;
 mod path;
 mod sandwich;
 mod search;
@@ -41,6 +44,7 @@ pub use filter::{FilteredStack, FilteredStacks, StackFilter};
 pub use layout::{Rect, hit_test, layout};
 pub use model::{Frame, Stack, StackSet};
 pub use navigate::{Step, step};
+pub use ordered::tree_order;
 pub use path::{NodeInfo, find_path, node_path};
 pub use sandwich::{Sandwich, sandwich};
 pub use search::{SearchResult, focus_path, search};

@@ -176,6 +176,16 @@ impl FlameTree {
     }
 }
 
+/// The frames of a tree built from `frames` (the root's synthetic frame, then one per
+/// distinct name, in name order) and, per input frame index, its index among them: the
+/// rank siblings are sorted by. [`FlameTree::build`] numbers frames this way.
+pub(super) fn frame_ranks(frames: &[Frame]) -> (Vec<Frame>, Vec<u32>) {
+    let builder = Builder::new(frames, TreeOptions::default());
+    let (sorted, rank) = builder.sorted_frames();
+    let ranks = builder.key_of.iter().map(|&k| rank[k as usize]).collect();
+    (sorted, ranks)
+}
+
 /// The identity siblings are merged by.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum FrameKey<'a> {
@@ -383,7 +393,7 @@ impl<'a> Builder<'a> {
 
 /// Adds every node's total into its parent's, children first (breadth-first order
 /// puts children after parents).
-fn sum_totals(nodes: &mut [Node]) {
+pub(super) fn sum_totals(nodes: &mut [Node]) {
     for i in (1..nodes.len()).rev() {
         let (total, baseline, parent) = (nodes[i].total, nodes[i].baseline_total, nodes[i].parent);
         let parent = &mut nodes[parent as usize];

@@ -67,13 +67,14 @@ impl<'a> Column<'a> {
         Ok(u64::from_le_bytes(le))
     }
 
-    /// Every row of an unsigned 32-bit integer column.
-    pub(super) fn u32s(&self) -> Result<Vec<u32>, IpcError> {
+    /// Rows `from..to` of an unsigned 32-bit integer column.
+    pub(super) fn u32s(&self, from: usize, to: usize) -> Result<Vec<u32>, IpcError> {
         let values = self
             .buffers
             .first()
-            .and_then(|b| b.get(..self.len * 4))
-            .ok_or_else(|| format("a u32 column is shorter than its length"))?;
+            .filter(|_| from <= to && to <= self.len)
+            .and_then(|b| b.get(from * 4..to * 4))
+            .ok_or_else(|| format(format!("u32 rows {from}..{to} are past the column")))?;
         Ok(values
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
