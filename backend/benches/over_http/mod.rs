@@ -92,7 +92,7 @@ pub(crate) fn start_with(bin: &Path, dir: &Path, config: &str) -> Result<Server>
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if matches!(request(&server.addr, "GET", "/ready", &[]), Ok((200, _))) {
-            note(&format!("http: server {}", bin.display()));
+            note(&format!("server {}", bin.display()));
             return Ok(server);
         }
         thread::sleep(Duration::from_millis(100));
@@ -181,13 +181,10 @@ pub(crate) fn case(path: &Path) -> Result<()> {
         format!("{:.1} / {:.1}", ms(pct(&times, 50)), ms(times[MERGES - 1])),
     );
     figure("reps", MERGES);
-    note(&format!(
-        "http: merges in order (ms): {}",
-        ordered.join(", ")
-    ));
+    note(&format!("merges in order (ms): {}", ordered.join(", ")));
     let decoded = ipc::decode_stacks(&last)?;
     note(&format!(
-        "http: hour merge total {}, acknowledged total {total}{}",
+        "hour merge total {}, acknowledged total {total}{}",
         decoded.meta.total,
         if decoded.meta.total == total {
             ", equal"

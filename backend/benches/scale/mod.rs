@@ -4,11 +4,12 @@
 //!
 //! The targets answer with real profiles of the shared set: the heavy Go CPU profile
 //! `gdu__default.pgo` for CPU, `parca__alloc_objects.pb.gz` for memory,
-//! `goprofnotes__block-net.pb.gz` for block and mutex, and a goroutine profile. Each answer
-//! is the file re-stamped with the time of the request; the cumulative ones (memory,
-//! block, mutex) have their values multiplied by the target's request count, so that each
-//! scrape's delta is the whole profile again, as a busy process's would be. Answers come
-//! at once (a real target holds the CPU request for its `seconds`).
+//! `goprofnotes__block-net.pb.gz` for block and mutex, and a goroutine profile, without
+//! `time_nanos` (so the scrape's time stands), encoded once up front. The n-th answer of
+//! a cumulative one (memory, block, mutex) has its values multiplied by n (up to
+//! [`VARIANTS`]), so that each scrape's delta is the whole profile again, as a busy
+//! process's would be. Answers come at once (a real target holds the CPU request for its
+//! `seconds`).
 
 use std::{
     collections::HashMap,
@@ -30,6 +31,11 @@ const TARGETS: usize = 100;
 /// How long the server scrapes.
 const RUN: Duration = Duration::from_secs(150);
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+/// Encoded answers per cumulative profile: more than the scrapes of one [`RUN`].
+const VARIANTS: i64 = 20;
+
+/// Gzipped answers by path: one for a plain profile, [`VARIANTS`] for a cumulative one.
+type Answers = HashMap<&'static str, Vec<Vec<u8>>>;
 
 /// (path the scraper asks for, file of the shared set, cumulative).
 const SERVED: [(&str, &str, bool); 5] = [
@@ -53,13 +59,7 @@ pub(crate) fn case(corpus: &Path) -> Result<()> {
             return Ok(());
         }
     };
-    let mut profiles = HashMap::new();
-    for (path, file, cumulative) in SERVED {
-        let profile: Profile = proto::read(&fs::read(corpus.join(file))?, DEFAULT_MAX_UNCOMPRESSED)
-            .with_context(|| format!("reading {file}"))?;
-        profiles.insert(path, (profile, cumulative));
-    }
-    let profiles = &*Box::leak(Box::new(profiles));
+    let profiles: &'static Answers = Box::leak(Box::new(answers(corpus)?));
     let mut addrs = Vec::with_capacity(TARGETS);
     for _ in 0..TARGETS {
         let listener = TcpListener::bind("127.0.0.1:0")?;
@@ -90,7 +90,7 @@ pub(crate) fn case(corpus: &Path) -> Result<()> {
         format!("{last:.0} / {hwm:.0} (max sampled {max:.0})"),
     );
     note(&format!(
-        "scale: VmRSS every {} s (MiB): {}",
+        "VmRSS every {} s (MiB): {}",
         SAMPLE_EVERY.as_secs(),
         rss.iter()
             .map(|r| format!("{:.0}", r.0))
@@ -103,7 +103,7 @@ pub(crate) fn case(corpus: &Path) -> Result<()> {
         for line in text.lines().filter(|l| {
             l.starts_with("cinder_targets{") || l.starts_with("cinder_samples_ingested_total")
         }) {
-            note(&format!("scale: {line}"));
+            note(line);
         }
     }
     let (code, heap) = over_http::request(&server.addr, "GET", "/debug/pprof/heap", &[])?;
@@ -111,26 +111,51 @@ pub(crate) fn case(corpus: &Path) -> Result<()> {
         let out = std::env::temp_dir().join("cinder-scale-heap.pb.gz");
         fs::write(&out, heap)?;
         note(&format!(
-            "scale: the server's own heap profile at the end: {}",
+            "the server's own heap profile at the end: {}",
             out.display()
         ));
     }
     Ok(())
 }
 
+/// Every answer, encoded and gzipped up front.
+fn answers(corpus: &Path) -> Result<Answers> {
+    let mut answers = HashMap::new();
+    for (path, file, cumulative) in SERVED {
+        let mut profile: Profile =
+            proto::read(&fs::read(corpus.join(file))?, DEFAULT_MAX_UNCOMPRESSED)
+                .with_context(|| format!("reading {file}"))?;
+        profile.time_nanos = 0;
+        let mut bodies = Vec::new();
+        if cumulative {
+            for n in 1..=VARIANTS {
+                let mut scaled = profile.clone();
+                for sample in &mut scaled.sample {
+                    sample.value.iter_mut().for_each(|v| *v *= n);
+                }
+                bodies.push(gzip(&scaled.encode_to_vec())?);
+            }
+        } else {
+            profile.duration_nanos = 10_000_000_000;
+            bodies.push(gzip(&profile.encode_to_vec())?);
+        }
+        answers.insert(path, bodies);
+    }
+    Ok(answers)
+}
+
 /// Answers every connection of one fake target.
-fn serve(listener: &TcpListener, profiles: &HashMap<&str, (Profile, bool)>) {
-    let mut count: i64 = 0;
+fn serve(listener: &TcpListener, answers: &Answers) {
+    let mut counts: HashMap<String, usize> = HashMap::new();
     for stream in listener.incoming().flatten() {
-        count += 1;
-        let _ = answer(stream, profiles, count);
+        let _ = answer(stream, answers, &mut counts);
     }
 }
 
 fn answer(
     mut stream: TcpStream,
-    profiles: &HashMap<&str, (Profile, bool)>,
-    count: i64,
+    answers: &Answers,
+    counts: &mut HashMap<String, usize>,
 ) -> Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
@@ -144,28 +169,21 @@ fn answer(
     }
     let path = first.split_whitespace().nth(1).unwrap_or("/");
     let path = path.split('?').next().unwrap_or(path);
-    let Some((profile, cumulative)) = profiles.get(path) else {
+    let Some(bodies) = answers.get(path) else {
         write!(
             stream,
             "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         )?;
         return Ok(());
     };
-    let mut profile = profile.clone();
-    profile.time_nanos = backend::store::now_ms() * 1_000_000;
-    if *cumulative {
-        for sample in &mut profile.sample {
-            sample.value.iter_mut().for_each(|v| *v *= count);
-        }
-    } else {
-        profile.duration_nanos = 10_000_000_000;
-    }
-    let body = gzip(&profile.encode_to_vec())?;
+    let count = counts.entry(path.to_owned()).or_default();
+    let body = &bodies[(*count).min(bodies.len() - 1)];
+    *count += 1;
     write!(
         stream,
         "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
-    stream.write_all(&body)?;
+    stream.write_all(body)?;
     Ok(())
 }
