@@ -31,13 +31,33 @@
 //!    `go tool pprof -proto <files…> > merged.pb.gz` (Debian's `golang-go`); the ratio is
 //!    its time over Cinder's whole-hour p50. Skipped with a note when `go` is missing.
 //!
-//! Run: `CARGO_TARGET_DIR=/tmp/target-bench cargo bench -p backend --bench query`
+//! More cases:
+//!
+//! - **http** (`over_http`): the hour of 10 targets of [`HTTP_DEFAULT`] (or
+//!   `QUERY_BENCH_HTTP_PROFILE`) as a client sees it: pushed over HTTP by 4 concurrent
+//!   pushers to the release `cinder` binary (`target/release/cinder`, or
+//!   `QUERY_BENCH_BIN`), then 7 whole-hour merges 2 s after the last acknowledgement, with
+//!   no forced flush or compaction. Skipped with a note when the binary is missing.
+//! - **day** and **week** (only when named in `QUERY_BENCH_CASES`): 24 h and 7 days of 10
+//!   targets of the light profile, written through the store's own write path
+//!   (`ingest::ingest`, synthetic timestamps 10 s apart ending now, retention off), with a
+//!   compaction after each simulated hour; the "hour" queries then cover the whole range.
+//! - **scale** (only when named): the release binary scraping 100 fake targets × Parca's 5
+//!   default profiles every 10 s for 150 s (`scale`); its RSS over time and at the end.
+//!
+//! The heavy and light cases also report the peak RSS of their final flush + compaction
+//! (VmHWM reset through `/proc/self/clear_refs` just before it).
+//!
+//! Run: `CINDER_SHARED_DIR=…/shared cargo bench -p backend --bench query`
 //! (about 5 minutes here). While iterating: `QUERY_BENCH_CASES=heavy` runs one case,
-//! `QUERY_BENCH_NO_GO=1` skips `go tool pprof`.
+//! `QUERY_BENCH_NO_GO=1` skips `go tool pprof`; `QUERY_BENCH_CASES=day,week` runs the
+//! long ranges.
 
 #![allow(clippy::print_stdout)]
 
 mod common;
+mod over_http;
+mod scale;
 
 use std::{
     fs,
@@ -77,6 +97,8 @@ const GO_TARGET: &str = concat!(
 /// Stands in for the Go target's profile when Go or the target is missing.
 const LIGHT_FALLBACK: &str = "pyroscope__go.cpu.labels.pprof";
 const HEAVY: &str = "gdu__default.pgo";
+/// The `http` case's profile unless `QUERY_BENCH_HTTP_PROFILE` names another file of the set.
+const HTTP_DEFAULT: &str = HEAVY;
 const TARGETS: usize = 10;
 const STEPS: usize = 360;
 const STEP_MS: i64 = 10_000;
@@ -118,11 +140,12 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
 
 // ----- parent: capture, run each case in a child, print -----
 
-/// One case: which profile, where it came from.
+/// One case: which profile, where it came from, how many hours of it.
 struct Case {
     name: &'static str,
     path: PathBuf,
     source: String,
+    hours: usize,
 }
 
 /// What a child printed: `kv\t<key>\t<value>` figures, notes, and its peak RSS.
@@ -157,13 +180,15 @@ fn run_all(dir: &Path) -> Result<()> {
         TARGETS * STEPS
     );
     let scratch = tempfile::tempdir()?;
-    let wanted = std::env::var("QUERY_BENCH_CASES").unwrap_or_else(|_| "light,heavy".into());
+    let wanted = std::env::var("QUERY_BENCH_CASES").unwrap_or_else(|_| "light,heavy,http".into());
     let wanted: Vec<&str> = wanted.split(',').map(str::trim).collect();
-    let light = match capture_go_target(scratch.path(), wanted.contains(&"light")) {
+    let needs_light = ["light", "day", "week"].iter().any(|c| wanted.contains(c));
+    let light = match capture_go_target(scratch.path(), needs_light) {
         Ok((path, source)) => Case {
             name: "light",
             path,
             source,
+            hours: 1,
         },
         Err(e) => {
             println!(
@@ -173,6 +198,7 @@ fn run_all(dir: &Path) -> Result<()> {
                 name: "light",
                 path: dir.join(LIGHT_FALLBACK),
                 source: format!("{LIGHT_FALLBACK} (fallback)"),
+                hours: 1,
             }
         }
     };
@@ -180,8 +206,30 @@ fn run_all(dir: &Path) -> Result<()> {
         name: "heavy",
         path: dir.join(HEAVY),
         source: HEAVY.to_owned(),
+        hours: 1,
     };
-    let cases: Vec<&Case> = [&light, &heavy]
+    let http_profile =
+        std::env::var("QUERY_BENCH_HTTP_PROFILE").unwrap_or_else(|_| HTTP_DEFAULT.to_owned());
+    let http = Case {
+        name: "http",
+        path: dir.join(&http_profile),
+        source: format!("{http_profile}, over HTTP to the release binary"),
+        hours: 1,
+    };
+    let long = |name, hours| Case {
+        name,
+        path: light.path.clone(),
+        source: format!("the light profile, {hours} h of 10 targets"),
+        hours,
+    };
+    let (day, week) = (long("day", 24), long("week", 24 * 7));
+    let scale = Case {
+        name: "scale",
+        path: dir.join(HEAVY),
+        source: "100 fake targets x Parca's 5 profiles @ 10 s, 150 s, release binary".into(),
+        hours: 1,
+    };
+    let cases: Vec<&Case> = [&light, &heavy, &http, &day, &week, &scale]
         .into_iter()
         .filter(|c| wanted.contains(&c.name))
         .collect();
@@ -255,6 +303,7 @@ fn run_child(case: &Case) -> Result<ChildOutput> {
     let output = Command::new(std::env::current_exe()?)
         .args(["--phase", "case", "--name", case.name, "--profile"])
         .arg(&case.path)
+        .args(["--hours", &case.hours.to_string()])
         .stderr(Stdio::inherit())
         .output()
         .with_context(|| format!("running the {} case", case.name))?;
@@ -278,22 +327,33 @@ fn run_child(case: &Case) -> Result<ChildOutput> {
 }
 
 /// Rows of the side-by-side table: (figure key, label).
-const TABLE: [(&str, &str); 27] = [
+const TABLE: [(&str, &str); 30] = [
     ("samples", "pprof samples per profile"),
     ("gz_bytes", "gzipped bytes per profile"),
     ("rows", "rows stored (both sample types)"),
     ("type_rows", "rows of the queried type"),
     ("series", "series of the queried type"),
-    ("ingest_s", "ingest 3,600 profiles (s)"),
+    ("ingest_s", "ingest all profiles (s)"),
     ("ingest_ms", "  per profile (ms)"),
+    ("push_ms", "  push latency, 4 pushers: p50 / p99 ms"),
     ("flush_s", "flushes + compaction, untimed above (s)"),
+    (
+        "compact_rss",
+        "  peak RSS in final flush + compaction (MiB)",
+    ),
     ("parts", "Blocks after compaction"),
     ("row_groups", "  row groups"),
     ("parquet_mb", "  MB on disk"),
-    ("merge_hour", "merge hour, 10 targets: p50 / p95 ms"),
+    (
+        "merge_hour",
+        "merge all (hour/day/week), 10 targets: p50/p95 ms",
+    ),
     ("merge_5m", "merge 5 min, 10 targets: p50 / p95 ms"),
-    ("merge_one", "merge hour, 1 target: p50 / p95 ms"),
-    ("range_hour", "query_range hour step 10s: p50 / p95 ms"),
+    ("merge_one", "merge all, 1 target: p50 / p95 ms"),
+    (
+        "range_hour",
+        "query_range all, step 10s (week 60s): p50/p95 ms",
+    ),
     ("reps", "  repetitions (each query)"),
     ("arrow_bytes", "hour merge: Arrow IPC bytes"),
     ("arrow_gz_bytes", "  gzipped (level 6)"),
@@ -306,6 +366,7 @@ const TABLE: [(&str, &str); 27] = [
     ("go_runs", "  runs (median taken)"),
     ("ratio", "go tool pprof / Cinder hour merge p50"),
     ("rss_mib", "peak RSS of the case process (MiB)"),
+    ("server_rss", "server RSS / peak RSS at the end (MiB)"),
 ];
 
 fn print_table(cases: &[&Case], outputs: &[ChildOutput]) {
@@ -313,13 +374,13 @@ fn print_table(cases: &[&Case], outputs: &[ChildOutput]) {
         println!("{:<6} {}", case.name, case.source);
     }
     println!();
-    print!("{:<44}", "");
+    print!("{:<52}", "");
     for case in cases {
         print!(" {:>22}", case.name);
     }
     println!();
     for (key, label) in TABLE {
-        print!("{label:<44}");
+        print!("{label:<52}");
         for out in outputs {
             let value = if key == "rss_mib" {
                 out.peak_kib
@@ -345,10 +406,16 @@ fn print_table(cases: &[&Case], outputs: &[ChildOutput]) {
 
 fn run_case(args: &[String]) -> Result<()> {
     let path = Path::new(arg(args, "--profile").context("--profile")?);
+    let hours: usize = arg(args, "--hours").unwrap_or("1").parse()?;
+    match arg(args, "--name") {
+        Some("http") => return over_http::case(path),
+        Some("scale") => return scale::case(&corpus_dir()),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(case(path))?;
+    runtime.block_on(case(path, hours))?;
     println!(
         "rss\t{}",
         status_kib("VmHWM:").map_or_else(String::new, |k| k.to_string())
@@ -358,9 +425,14 @@ fn run_case(args: &[String]) -> Result<()> {
 
 /// The hour's time steps (unix ms), ending one step before now.
 fn steps() -> Vec<i64> {
+    steps_of(STEPS)
+}
+
+/// `n` time steps 10 s apart (unix ms), ending one step before now.
+fn steps_of(n: usize) -> Vec<i64> {
     let last = backend::store::now_ms() / STEP_MS * STEP_MS - STEP_MS;
-    (0..STEPS)
-        .map(|i| last - (STEPS - 1 - i) as i64 * STEP_MS)
+    (0..n)
+        .map(|i| last - (n - 1 - i) as i64 * STEP_MS)
         .collect()
 }
 
@@ -368,10 +440,15 @@ fn instance(target: usize) -> String {
     format!("10.0.0.{}:6060", target + 1)
 }
 
-async fn case(path: &Path) -> Result<()> {
+/// One case over `hours` hours of 10 targets. Past one hour, the profiles are not written
+/// as files (no `go tool pprof` side by side) and the store compacts once per simulated
+/// hour, as its maintenance would.
+async fn case(path: &Path, hours: usize) -> Result<()> {
     let mut profile: Profile = proto::read(&fs::read(path)?, DEFAULT_MAX_UNCOMPRESSED)?;
     figure("samples", profile.sample.len());
-    let steps = steps();
+    let n_steps = STEPS * hours;
+    let long = hours > 1;
+    let steps = steps_of(n_steps);
     let files = tempfile::tempdir()?;
     let data = tempfile::tempdir()?;
     let store = Store::open(
@@ -383,7 +460,7 @@ async fn case(path: &Path) -> Result<()> {
     )?;
 
     // 1. An hour of 10 targets, in time order.
-    let mut file_paths = Vec::with_capacity(STEPS * TARGETS);
+    let mut file_paths = Vec::with_capacity(if long { 0 } else { n_steps * TARGETS });
     let (mut ingest_time, mut flush_time) = (Duration::ZERO, Duration::ZERO);
     let (mut rows, mut type_rows, mut type_total, mut gz_bytes) = (0u64, 0u64, 0i64, 0usize);
     for (i, &t) in steps.iter().enumerate() {
@@ -392,9 +469,11 @@ async fn case(path: &Path) -> Result<()> {
         let body = gzip(&profile.encode_to_vec())?;
         gz_bytes = body.len();
         for target in 0..TARGETS {
-            let file = files.path().join(format!("t{target:02}-{i:03}.pb.gz"));
-            fs::write(&file, &body)?;
-            file_paths.push(file);
+            if !long {
+                let file = files.path().join(format!("t{target:02}-{i:03}.pb.gz"));
+                fs::write(&file, &body)?;
+                file_paths.push(file);
+            }
             let labels: Labels = [
                 ("__name__", PROFILE_NAME),
                 ("job", "bench"),
@@ -420,11 +499,29 @@ async fn case(path: &Path) -> Result<()> {
             store.flush_if_due()?;
             flush_time += start.elapsed();
         }
+        if long && i % STEPS == STEPS - 1 {
+            let start = Instant::now();
+            store.compact()?;
+            flush_time += start.elapsed();
+        }
     }
+    let rss_before = status_kib("VmRSS:").unwrap_or(0);
+    let reset = reset_peak_rss();
     let start = Instant::now();
     store.flush()?;
     while store.compact()? > 0 {}
     flush_time += start.elapsed();
+    match reset {
+        Ok(()) => figure(
+            "compact_rss",
+            format!(
+                "{:.0} (from {:.0})",
+                status_kib("VmHWM:").unwrap_or(0) as f64 / 1024.0,
+                rss_before as f64 / 1024.0
+            ),
+        ),
+        Err(e) => note(&format!("peak RSS of the compaction not measured: {e}")),
+    }
     figure("gz_bytes", gz_bytes);
     figure("rows", rows);
     figure("type_rows", type_rows);
@@ -433,7 +530,7 @@ async fn case(path: &Path) -> Result<()> {
         "ingest_ms",
         format!(
             "{:.2}",
-            ingest_time.as_secs_f64() * 1e3 / (STEPS * TARGETS) as f64
+            ingest_time.as_secs_f64() * 1e3 / (n_steps * TARGETS) as f64
         ),
     );
     figure("flush_s", format!("{:.2}", flush_time.as_secs_f64()));
@@ -462,17 +559,19 @@ async fn case(path: &Path) -> Result<()> {
         String::from_utf8_lossy(&types).contains(TYPE_ID),
         "{TYPE_ID} not among the profile types"
     );
-    let (first, last) = (steps[0], steps[STEPS - 1]);
+    let (first, last) = (steps[0], steps[n_steps - 1]);
     let all = format!("{TYPE_ID}{{}}");
     let one = format!("{TYPE_ID}{{instance=\"{}\"}}", instance(3));
     let stacks_uri = |q: &str, start: i64, end: i64| {
         format!("/api/v1/query?query={}&start={start}&end={end}", encode(q))
     };
     let hour = stacks_uri(&all, first, last);
-    let window = stacks_uri(&all, steps[STEPS - WINDOW_STEPS], last);
+    let window = stacks_uri(&all, steps[n_steps - WINDOW_STEPS], last);
     let one_target = stacks_uri(&one, first, last);
+    // The API answers at most 11,000 points: a week is read at 1 min steps.
+    let step = if n_steps > 10_000 { "60s" } else { "10s" };
     let range = format!(
-        "/api/v1/query_range?query={}&start={first}&end={last}&step=10s",
+        "/api/v1/query_range?query={}&start={first}&end={last}&step={step}",
         encode(&all)
     );
     let mut reps = Vec::new();
@@ -536,7 +635,8 @@ async fn case(path: &Path) -> Result<()> {
     let mut merge_times = Vec::new();
     let mut resolve_times = Vec::new();
     let mut encode_times = Vec::new();
-    for i in 0..SPLIT_REPS + 1 {
+    let split_reps = if long { 3 } else { SPLIT_REPS };
+    for i in 0..split_reps + 1 {
         let start = Instant::now();
         let merged = query::merge(&store, &sel).await?;
         let merge_time = start.elapsed();
@@ -572,7 +672,9 @@ async fn case(path: &Path) -> Result<()> {
         let times = timed(|| get(&app, &hour)).await?;
         pct(&times, 50)
     };
-    let go = if std::env::var_os("QUERY_BENCH_NO_GO").is_some() {
+    let go = if long {
+        Err(anyhow::anyhow!("not run past one hour"))
+    } else if std::env::var_os("QUERY_BENCH_NO_GO").is_some() {
         Err(anyhow::anyhow!("QUERY_BENCH_NO_GO is set"))
     } else {
         go_pprof(&file_paths, files.path())
@@ -589,13 +691,18 @@ async fn case(path: &Path) -> Result<()> {
             let difference = type_total - merged_total;
             note(&format!(
                 "go tool pprof merged total of samples/count: {merged_total}, Cinder's minus it: {difference} ({} per profile); ratio against a fresh hour-merge p50 of {:.1} ms",
-                difference as f64 / (STEPS * TARGETS) as f64,
+                difference as f64 / (n_steps * TARGETS) as f64,
                 ms(hour_p50)
             ));
         }
         Err(e) => note(&format!("go tool pprof skipped: {e:#}")),
     }
     Ok(())
+}
+
+/// Resets this process's VmHWM to its current RSS (Linux `clear_refs`, value 5).
+fn reset_peak_rss() -> std::io::Result<()> {
+    fs::write("/proc/self/clear_refs", "5")
 }
 
 /// (row groups, rows) over the given Parquet parts.
