@@ -487,13 +487,16 @@ async fn explore_says_so_when_the_range_is_empty() {
         hint.contains("No data for this selector in this range"),
         "{hint}"
     );
-    // …and no flame graph of nothing (a lone root bar) beneath it.
-    let shown = browser
-        .eval(
-            "const c = document.querySelector('[data-testid=flamegraph]'); \
-             return !!c && c.getClientRects().length > 0",
-        )
-        .await;
+    // …and no flame graph of nothing (a lone root bar) beneath it. The hint and the
+    // hiding follow the same signal in separate effects, so the hiding may come a moment
+    // later: wait for it (a flame graph that stays fails the poll).
+    let shown = poll(
+        &browser,
+        "const c = document.querySelector('[data-testid=flamegraph]'); \
+         return !!c && c.getClientRects().length > 0",
+        |v| *v == serde_json::json!(false),
+    )
+    .await;
     assert_eq!(
         shown,
         serde_json::json!(false),
