@@ -49,7 +49,7 @@ fn total(http: &Http, server: &Cinder, query: &str) -> i64 {
 }
 
 /// `function → flat` of the top table, for functions with a flat value.
-fn flats(http: &Http, server: &Cinder, query: &str) -> Vec<(String, i64)> {
+pub(crate) fn flats(http: &Http, server: &Cinder, query: &str) -> Vec<(String, i64)> {
     let mut rows: Vec<(String, i64)> = top(http, server, query, ALL_TIME)["rows"]
         .as_array()
         .unwrap()

@@ -140,9 +140,10 @@ fn all_uploaded(http: &Http, moto: &Moto, data_dir: &Path) -> bool {
 
 #[test]
 fn blocks_go_up_as_they_are_written_with_the_bytes_of_the_local_files() {
-    let Some(moto) = Moto::start(&[]) else { return };
     let http = Http::new();
-    moto.create_bucket(&http, BUCKET);
+    let Some(moto) = moto_with_bucket(&http) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let server = start(&config(tmp.path(), &moto.endpoint(), ""));
     let base = now_ms() - 30_000;
@@ -164,11 +165,10 @@ fn blocks_go_up_as_they_are_written_with_the_bytes_of_the_local_files() {
 
 #[test]
 fn an_s3_outage_during_ingest_loses_nothing_and_the_backlog_drains() {
-    let Some(mut moto) = Moto::start(&[]) else {
+    let http = Http::new();
+    let Some(mut moto) = moto_with_bucket(&http) else {
         return;
     };
-    let http = Http::new();
-    moto.create_bucket(&http, BUCKET);
     let tmp = tempfile::tempdir().unwrap();
     let mut server = start(&config(tmp.path(), &moto.endpoint(), ""));
     let base = now_ms() - 60_000;
@@ -225,9 +225,10 @@ fn an_s3_outage_during_ingest_loses_nothing_and_the_backlog_drains() {
 
 #[test]
 fn sigterm_uploads_the_flushed_head_before_exiting() {
-    let Some(moto) = Moto::start(&[]) else { return };
     let http = Http::new();
-    moto.create_bucket(&http, BUCKET);
+    let Some(moto) = moto_with_bucket(&http) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), &moto.endpoint(), "");
     let server = Cinder::start(&["--config", cfg.to_str().unwrap()]);
@@ -257,11 +258,7 @@ fn refused_credentials_a_missing_bucket_and_a_misspelled_key_stop_startup_with_o
     };
     let Some(open) = Moto::start(&[]) else { return };
     let tmp = tempfile::tempdir().unwrap();
-    let dir = |name: &str| {
-        let dir = tmp.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    };
+    let dir = |name: &str| subdir(&tmp, name);
     let cases = [
         (
             config(&dir("strict"), &strict.endpoint(), ""),
@@ -315,6 +312,20 @@ fn an_endpoint_that_does_not_answer_is_an_outage_and_cinder_serves() {
     assert_eq!(total(&http, &server), 3);
 }
 
+/// A moto server with the bucket created (`None`, after a skip notice, without moto).
+fn moto_with_bucket(http: &Http) -> Option<Moto> {
+    let moto = Moto::start(&[])?;
+    moto.create_bucket(http, BUCKET);
+    Some(moto)
+}
+
+/// The folder `name` under `tmp`, created.
+fn subdir(tmp: &tempfile::TempDir, name: &str) -> PathBuf {
+    let dir = tmp.path().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// The top report's URL for `job="bucket"` over all time.
 fn top_url(server: &Cinder) -> String {
     let query = format!("{CPU_SAMPLES}{{job=\"bucket\"}}");
@@ -334,17 +345,12 @@ fn start_follower(cfg: &Path) -> Cinder {
 
 #[test]
 fn a_second_node_with_an_empty_data_dir_answers_for_the_first_and_says_when_it_cannot() {
-    let Some(mut moto) = Moto::start(&[]) else {
+    let http = Http::new();
+    let Some(mut moto) = moto_with_bucket(&http) else {
         return;
     };
-    let http = Http::new();
-    moto.create_bucket(&http, BUCKET);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = |name: &str| {
-        let dir = tmp.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    };
+    let dir = |name: &str| subdir(&tmp, name);
     let a = start_follower(&config(&dir("a"), &moto.endpoint(), ""));
     let base = now_ms() - 120_000;
     let mut acknowledged = 0;
@@ -474,9 +480,10 @@ fn scraped(http: &Http, server: &Cinder) -> Vec<String> {
 fn two_nodes_sharded_by_hashmod_and_a_third_that_answers_for_both() {
     use crate::scrape::{Behavior, Servers, goroutine_profile};
     use std::sync::Arc;
-    let Some(moto) = Moto::start(&[]) else { return };
     let http = Http::new();
-    moto.create_bucket(&http, BUCKET);
+    let Some(moto) = moto_with_bucket(&http) else {
+        return;
+    };
     let servers = Servers::start(
         (0..6)
             .map(|_| Behavior::Serve(Arc::new(goroutine_profile())))
@@ -580,15 +587,12 @@ fn folder_blocks(dir: &Path) -> Vec<String> {
 
 #[test]
 fn retention_and_compaction_clear_the_bucket_of_what_left_the_node() {
-    let Some(moto) = Moto::start(&[]) else { return };
     let http = Http::new();
-    moto.create_bucket(&http, BUCKET);
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = |name: &str| {
-        let dir = tmp.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    let Some(moto) = moto_with_bucket(&http) else {
+        return;
     };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = |name: &str| subdir(&tmp, name);
     let short = [
         "--retention",
         "15s",
@@ -665,9 +669,10 @@ fn a_block_in_the_bucket_reads_with_pyarrow_alone_and_gives_cinders_answer() {
     ) else {
         return;
     };
-    let Some(moto) = Moto::start(&[]) else { return };
     let http = Http::new();
-    moto.create_bucket(&http, BUCKET);
+    let Some(moto) = moto_with_bucket(&http) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let mut server = Cinder::start(&[
         "--config",
@@ -683,20 +688,8 @@ fn a_block_in_the_bucket_reads_with_pyarrow_alone_and_gives_cinders_answer() {
         let body = cpu_profile(now_ms() - 5000 + i * 100, &stacks);
         assert_eq!(http.post(&url, body).status, 200);
     }
-    let answer = http.get(&top_url(&server), false).json();
-    let mut expected: Vec<(String, i64)> = answer["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["function"].as_str().unwrap().to_owned(),
-                r["flat"].as_i64().unwrap(),
-            )
-        })
-        .filter(|(_, flat)| *flat != 0)
-        .collect();
-    expected.sort();
+    let expected =
+        crate::agents::flats(&http, &server, &format!("{CPU_SAMPLES}{{job=\"bucket\"}}"));
     server.terminate();
     wait_for("the exit flush's blocks in the bucket", 30, || {
         all_uploaded(&http, &moto, &server.data_dir)
@@ -752,11 +745,7 @@ async fn the_explore_page_of_one_node_draws_the_profiles_another_node_stored() {
     };
     let _shot = browser.screenshot_on_panic("bucket-explore");
     let tmp = tempfile::tempdir().unwrap();
-    let dir = |name: &str| {
-        let dir = tmp.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    };
+    let dir = |name: &str| subdir(&tmp, name);
     let time = now_ms() - 60_000;
     let (_a, b) = blocking(|| {
         let http = Http::new();

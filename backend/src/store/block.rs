@@ -692,6 +692,15 @@ pub fn table_ids(dir: &Path, table: usize, out: &mut HashSet<u64>) -> Result<(),
     Ok(())
 }
 
+/// Adds the ids of every symbol table of the block folder `dir` to `live` (metadata GC).
+pub fn add_live_ids(dir: &Path, live: &mut super::meta::LiveIds) -> Result<(), StoreError> {
+    table_ids(dir, 0, &mut live.series)?;
+    table_ids(dir, 1, &mut live.stacks)?;
+    table_ids(dir, 2, &mut live.locations)?;
+    table_ids(dir, 3, &mut live.functions)?;
+    table_ids(dir, 4, &mut live.mappings)
+}
+
 /// Writes a block's symbols into `meta` (series with their postings and profile type),
 /// [`SYMBOL_BATCH`] rows at a time. Ids are recomputed from content and must match.
 pub fn import_symbols(block: &Block, meta: &Metadata) -> Result<usize, StoreError> {

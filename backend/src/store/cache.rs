@@ -302,7 +302,8 @@ impl ObjectStore for CachedStore {
     }
 
     async fn get_opts(&self, location: &ObjPath, options: GetOptions) -> Result<GetResult> {
-        if !Self::is_plain(&options) {
+        let ranged = matches!(options.range, Some(GetRange::Bounded(_)));
+        if !Self::is_plain(&options) || !(options.head || ranged) {
             return self.inner.get_opts(location, options).await;
         }
         let meta = self.head_cached(location).await?;

@@ -81,12 +81,7 @@ impl Follower {
                 let Ok(Some(block)) = block::Block::open(&entry.path()) else {
                     continue;
                 };
-                let samples = format!("blocks/{}/{}", block.meta.ulid, block::SAMPLES_FILE);
-                copies.push(RemoteBlock {
-                    url: format!("{}{}", self.base_url, self.bucket.object_path(&samples)),
-                    meta: block.meta,
-                    symbols: block.dir,
-                });
+                copies.push(self.remote_block(block.meta, block.dir));
             }
         }
         let store = self.store.clone();
@@ -203,6 +198,16 @@ impl Follower {
         Ok(out)
     }
 
+    /// The block with its symbols in `symbols`, its rows read from the bucket.
+    fn remote_block(&self, meta: BlockMeta, symbols: PathBuf) -> RemoteBlock {
+        let samples = format!("blocks/{}/{}", meta.ulid, block::SAMPLES_FILE);
+        RemoteBlock {
+            url: format!("{}{}", self.base_url, self.bucket.object_path(&samples)),
+            meta,
+            symbols,
+        }
+    }
+
     fn copy_dir(&self, ulid: &str) -> PathBuf {
         self.store.remote_dir().join(ulid)
     }
@@ -214,13 +219,7 @@ impl Follower {
         if new {
             self.fetch_symbols(meta, &dir).await?;
         }
-        let samples = format!("blocks/{}/{}", meta.ulid, block::SAMPLES_FILE);
-        let remote = RemoteBlock {
-            meta: meta.clone(),
-            symbols: dir,
-            url: format!("{}{}", self.base_url, self.bucket.object_path(&samples)),
-        };
-        Ok((remote, new))
+        Ok((self.remote_block(meta.clone(), dir), new))
     }
 
     /// Copies the symbol tables (checked against `meta.json`), then `meta.json`, through a

@@ -374,14 +374,10 @@ impl Store {
 
     fn collect_metadata_locked(&self) -> Result<usize, StoreError> {
         let mut live = meta::LiveIds::default();
-        for block in self.blocks() {
-            block::table_ids(&block.dir, 0, &mut live.series)?;
-            block::table_ids(&block.dir, 1, &mut live.stacks)?;
-            block::table_ids(&block.dir, 2, &mut live.locations)?;
-            block::table_ids(&block.dir, 3, &mut live.functions)?;
-            block::table_ids(&block.dir, 4, &mut live.mappings)?;
+        let remote = self.remote_blocks().into_iter().map(|r| r.symbols);
+        for dir in self.blocks().into_iter().map(|b| b.dir).chain(remote) {
+            block::add_live_ids(&dir, &mut live)?;
         }
-        self.remote_live_ids(&mut live)?;
         let mut w = self.writable.lock().expect("writable lock");
         let (mut series, mut stacks) = (Vec::new(), Vec::new());
         let view = self.view.read().expect("view lock");
@@ -1004,16 +1000,9 @@ fn imported_key(ulid: &str) -> Vec<u8> {
 
 /// Imports the symbol tables of blocks sled has no note of (a new or rebuilt sled).
 fn import_missing_symbols(meta: &Metadata, blocks: &[Block]) -> Result<(), StoreError> {
-    let state = meta.tree(TreeId::State);
     let mut imported = 0;
     for block in blocks {
-        if state.contains_key(imported_key(&block.meta.ulid))? {
-            continue;
-        }
-        block.verify(true)?;
-        block::import_symbols(block, meta)?;
-        state.insert(imported_key(&block.meta.ulid), &[])?;
-        imported += 1;
+        imported += usize::from(import_once(meta, block, true)?);
     }
     if imported > 0 {
         meta.flush()?;
@@ -1023,6 +1012,22 @@ fn import_missing_symbols(meta: &Metadata, blocks: &[Block]) -> Result<(), Store
         );
     }
     Ok(())
+}
+
+/// Imports a block's symbols into sled unless its note says they are there (checking its
+/// files' CRC-32s first when `verify`), then writes the note; the caller flushes sled.
+/// Whether it imported.
+fn import_once(meta: &Metadata, block: &Block, verify: bool) -> Result<bool, StoreError> {
+    let state = meta.tree(TreeId::State);
+    if state.contains_key(imported_key(&block.meta.ulid))? {
+        return Ok(false);
+    }
+    if verify {
+        block.verify(true)?;
+    }
+    block::import_symbols(block, meta)?;
+    state.insert(imported_key(&block.meta.ulid), &[])?;
+    Ok(true)
 }
 
 /// Reads the sled catalog of earlier formats. Drops entries whose file is gone and deletes

@@ -19,8 +19,8 @@ use std::{
 use super::{
     Store, StoreError,
     block::{self, Block, BlockMeta},
-    compactor, imported_key,
-    meta::{LiveIds, TreeId},
+    compactor, import_once, imported_key,
+    meta::TreeId,
     now_ms,
     part::PartMeta,
 };
@@ -97,20 +97,6 @@ impl Store {
             || self.block_dir(ulid).join(block::META_FILE).is_file()
     }
 
-    /// Imports a remote block's symbols into sled unless done before (noted like a local
-    /// block's). The caller holds the maintenance lock, so metadata GC cannot run between
-    /// the import and the block joining the view.
-    fn import_remote_locked(&self, remote: &RemoteBlock) -> Result<(), StoreError> {
-        let state = self.meta.tree(TreeId::State);
-        if state.contains_key(imported_key(&remote.meta.ulid))? {
-            return Ok(());
-        }
-        block::import_symbols(&remote.as_block(), &self.meta)?;
-        state.insert(imported_key(&remote.meta.ulid), &[])?;
-        self.meta.flush()?;
-        Ok(())
-    }
-
     /// The ULIDs among `listed` (blocks in the bucket) that count: not held here, not named
     /// among the `sources` of a local or listed block, not past the retention.
     pub fn counting_remote(&self, listed: &[BlockMeta]) -> HashSet<String> {
@@ -129,14 +115,22 @@ impl Store {
             let view = self.view.read().expect("view lock");
             counting(&view.blocks, &metas, self.options.retention)
         };
-        let mut keep = Vec::new();
+        let (mut keep, mut imported) = (Vec::new(), false);
         for remote in listed.into_iter().filter(|r| counts.contains(&r.meta.ulid)) {
-            match self.import_remote_locked(&remote) {
-                Ok(()) => keep.push(remote),
+            // Under the maintenance lock: metadata GC cannot run between the import
+            // and the block joining the view. (The follower checked the files.)
+            match import_once(&self.meta, &remote.as_block(), false) {
+                Ok(new) => {
+                    imported |= new;
+                    keep.push(remote);
+                }
                 Err(err) => {
                     tracing::warn!(block = %remote.meta.ulid, %err, "cannot import a remote block's symbols; leaving it out")
                 }
             }
+        }
+        if imported && let Err(err) = self.meta.flush() {
+            tracing::warn!(%err, "cannot flush imported symbols; sled writes them later");
         }
         keep.sort_by_key(|r| (r.meta.window_start, r.meta.min_time));
         let kept: HashSet<String> = keep.iter().map(|r| r.meta.ulid.clone()).collect();
@@ -172,19 +166,6 @@ impl Store {
     /// The remote blocks queries read.
     pub fn remote_blocks(&self) -> Vec<RemoteBlock> {
         self.view.read().expect("view lock").remote.clone()
-    }
-
-    /// Adds the ids of every remote block's symbol tables to `live` (metadata GC).
-    pub(super) fn remote_live_ids(&self, live: &mut LiveIds) -> Result<(), StoreError> {
-        for remote in self.remote_blocks() {
-            let dir = &remote.symbols;
-            block::table_ids(dir, 0, &mut live.series)?;
-            block::table_ids(dir, 1, &mut live.stacks)?;
-            block::table_ids(dir, 2, &mut live.locations)?;
-            block::table_ids(dir, 3, &mut live.functions)?;
-            block::table_ids(dir, 4, &mut live.mappings)?;
-        }
-        Ok(())
     }
 }
 
